@@ -1,0 +1,418 @@
+"""ragops.yaml: the schema, loading, merging and error reporting.
+
+Every field carries a description (rendered into the README by ``invoke config.reference``),
+unknown fields are rejected, and every problem is reported at once as
+``<file>: <dotted.field>: <message>``.
+
+Precedence: task flag > environment (``RAGOPS_*``) > ragops.yaml > built-in default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+CONFIG_NAME = "ragops.yaml"
+LOCAL = "local"
+DEFAULT_STEPS = ["cleanup", "logrotate", "health"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class ApiSettings(Model):
+    url: str | None = Field(None, description="Base URL of the RAG API as seen from the host, e.g. http://127.0.0.1:8000; unset skips the API checks.")
+    health_path: str = Field("/health", description="Path of the liveness endpoint.")
+    status_path: str = Field("/status", description="Path of the status endpoint that reports indexed document counts.")
+    timeout_s: float = Field(5.0, gt=0, description="Timeout of one HTTP request, seconds.")
+    retries: int = Field(2, ge=0, le=20, description="Extra attempts after a failed request.")
+    retry_delay_s: float = Field(1.0, ge=0, description="Pause between attempts, seconds.")
+    expect_status: int = Field(200, ge=100, le=599, description="HTTP status code that counts as healthy.")
+    expect_body: str | None = Field(None, description="Substring the /health body must contain (e.g. \"ok\").")
+    min_documents: int | None = Field(None, ge=0, description="Degraded when /status reports fewer documents than this.")
+
+
+class RedisSettings(Model):
+    enabled: bool = Field(True, description="Check (and later back up) Redis on this host.")
+    host: str = Field("127.0.0.1", description="Redis address as seen from the host.")
+    port: int = Field(6379, ge=1, le=65535, description="Redis port.")
+    password_file: str | None = Field(None, description="File on the controller holding the Redis password (never put the password itself in the config).")
+    password_env: str | None = Field(None, description="Environment variable on the controller holding the Redis password.")
+    max_save_age_s: int = Field(86400, ge=1, description="Degraded when the last successful RDB save is older than this (seconds).")
+
+
+class ChromaSettings(Model):
+    data_dir: str | None = Field(None, description="ChromaDB persistent directory (holds chroma.sqlite3); unset skips the Chroma checks.")
+    min_documents: int | None = Field(None, ge=0, description="Degraded when all collections together hold fewer items than this.")
+
+
+class CleanupRoot(Model):
+    root: str = Field(description="Absolute directory to clean. Never '/', never a symlink, never followed out of.")
+    patterns: list[str] = Field(default_factory=lambda: ["*.log"], description="File name globs (names only, no '/' or '..').")
+    max_age_days: int = Field(7, ge=0, description="Delete matching files modified more than this many days ago (find -mtime +N).")
+    cross_filesystems: bool = Field(False, description="Descend into other mounted filesystems below the root.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _names_only(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must list at least one pattern")
+        for pattern in value:
+            if not pattern or "/" in pattern or pattern in (".", "..") or ".." in pattern.split("*"):
+                raise ValueError(f"pattern {pattern!r} must be a file name glob without '/' or '..'")
+        return value
+
+
+class TempRoot(CleanupRoot):
+    patterns: list[str] = Field(default_factory=lambda: ["*"], description="File name globs (names only).")
+    max_age_days: int = Field(1, ge=0, description="Delete matching files modified more than this many days ago.")
+
+
+class DiskSettings(Model):
+    paths: list[str] = Field(default_factory=list, description="Directories whose filesystem is checked; empty = the Chroma dir and every log/temp root.")
+    warn_percent: int = Field(80, ge=1, le=100, description="Degraded at or above this percentage of space used.")
+    fail_percent: int = Field(90, ge=1, le=100, description="Failed at or above this percentage of space used.")
+    inode_warn_percent: int = Field(80, ge=1, le=100, description="Degraded at or above this percentage of inodes used.")
+    inode_fail_percent: int = Field(90, ge=1, le=100, description="Failed at or above this percentage of inodes used.")
+
+
+class LogrotateSettings(Model):
+    enabled: bool = Field(True, description="Install a logrotate policy for the log roots.")
+    path: str = Field("/etc/logrotate.d/ragops", description="Where the policy file is written on the host.")
+    size: str = Field("10M", pattern=r"^[0-9]+[kMG]?$", description="Rotate when a log exceeds this size (logrotate syntax: 10M).")
+    rotate: int = Field(3, ge=1, le=1000, description="Rotated files to keep.")
+    compress: bool = Field(True, description="Compress rotated files.")
+
+
+class PingSettings(Model):
+    url: str | None = Field(None, description="healthchecks-style base URL: pinged at start (/start), success (URL) and failure (/fail).")
+    timeout_s: float = Field(5.0, gt=0, description="Timeout of one ping, seconds.")
+
+
+class HostSettings(Model):
+    """What to maintain on a host; `defaults:` sets these for every host, a host entry overrides them."""
+
+    deployment: Literal["compose", "kubernetes", "bare"] = Field("compose", description="How the RAG system is deployed on this host.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="The RAG API health endpoints.")
+    redis: RedisSettings = Field(default_factory=RedisSettings, description="The Redis cache.")
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="The ChromaDB vector store.")
+    logs: list[CleanupRoot] = Field(default_factory=list, description="Log roots cleaned by the cleanup step (default pattern *.log, 7 days).")
+    temp: list[TempRoot] = Field(default_factory=list, description="Temp roots cleaned by the cleanup step (default pattern *, 1 day).")
+    disk: DiskSettings = Field(default_factory=DiskSettings, description="Disk and inode thresholds.")
+    logrotate: LogrotateSettings = Field(default_factory=LogrotateSettings, description="The logrotate policy for the log roots.")
+    lock_path: str = Field("/run/lock/ragops.lock", description="Per-host lock file; a second run on the host refuses while it is held.")
+    lock_ttl_s: int = Field(300, ge=10, description="A lock whose heartbeat is older than this is stale and taken over.")
+    metrics_dir: str | None = Field("/var/lib/prometheus/node-exporter", description="node_exporter textfile directory for ragops_*.prom files; null disables.")
+    steps: list[Literal["cleanup", "logrotate", "health", "docker", "backup"]] = Field(
+        default_factory=lambda: list(DEFAULT_STEPS), description="Steps `maintain` runs, in order."
+    )
+    continue_on_error: list[str] = Field(default_factory=list, description="Steps whose failure does not stop the host's maintain run.")
+    pings: PingSettings = Field(default_factory=PingSettings, description="Start/success/failure pings per run.")
+
+
+class HostEntry(HostSettings):
+    """An inventory entry: how to reach the host plus any HostSettings overrides."""
+
+    address: str | None = Field(None, description="Host name or IP to SSH to (default: the entry's name, resolved through ssh_config).")
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port (default 22 or ssh_config's).")
+    user: str | None = Field(None, description="SSH user (default: ssh_config's or the current user).")
+    key_file: str | None = Field(None, description="Private key file for SSH.")
+    ssh_alias: str | None = Field(None, description="Host alias in ssh_config to connect through (its HostName/Port/User/IdentityFile apply).")
+    groups: list[str] = Field(default_factory=list, description="Groups this host belongs to, addressed as --host @group.")
+    strict_host_key_checking: bool = Field(True, description="Refuse unknown or changed host keys. Turning it off is explicit, per host.")
+    known_hosts: str | None = Field(None, description="known_hosts file (default ~/.ssh/known_hosts).")
+    connect_timeout_s: float = Field(10.0, gt=0, description="SSH connect timeout, seconds.")
+
+
+class RagopsConfig(Model):
+    defaults: HostSettings = Field(default_factory=HostSettings, description="Settings every host starts from.")
+    hosts: dict[str, HostEntry] = Field(default_factory=dict, description="The inventory; `local` is special: it runs here, without SSH.")
+    parallel: int = Field(8, ge=1, le=256, description="Hosts maintained at once.")
+    fail_percent: int = Field(100, ge=0, le=100, description="Stop starting new hosts once this percentage of hosts failed.")
+    ssh_config_file: str | None = Field(None, description="ssh_config file to read (default ~/.ssh/config).")
+
+
+HOST_SETTING_FIELDS = set(HostSettings.model_fields)
+CONNECTION_FIELDS = set(HostEntry.model_fields) - HOST_SETTING_FIELDS
+
+
+class Host(BaseModel):
+    """A resolved host: name, connection parameters, effective settings, where they came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    name: str
+    entry: HostEntry
+    settings: HostSettings
+    source: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.name == LOCAL
+
+
+class LoadedConfig(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    config: RagopsConfig
+    source: str  # file path, or "embedded demo config"
+    hosts: dict[str, Host]
+
+
+# ---------------------------------------------------------------- error formatting
+
+_MESSAGES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "missing": "required field is missing",
+}
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at the parent of ``loc`` (for did-you-mean hints)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                if current is RagopsConfig:
+                    return []
+                current = None
+                continue
+            ann = field.annotation
+            args = getattr(ann, "__args__", ())
+            candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = candidates[0] if candidates else (HostEntry if part == "hosts" else None)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def make_error_lines(source: str, error: ValidationError, model: type[BaseModel], prefix: tuple[Any, ...] = ()) -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+            close = difflib.get_close_matches(str(loc[-1]), _known_fields(model, tuple(item["loc"])), n=1)
+            if close:
+                msg += f" (did you mean {close[0]!r}?)"
+        elif kind == "literal_error":
+            msg = "must be one of: " + str(item.get("ctx", {}).get("expected", ""))
+        elif kind in _MESSAGES:
+            msg = _MESSAGES[kind]
+        else:
+            msg = item["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            msg = msg[:1].lower() + msg[1:]
+            msg = msg.replace("input should be", "must be")
+        lines.append(f"{source}: {format_loc(loc)}: {msg}")
+    return lines
+
+
+# ---------------------------------------------------------------- loading
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """--config > RAGOPS_CONFIG > ./ragops.yaml; None means: use the embedded demo config."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from --config)")
+        return path
+    env = os.environ.get("RAGOPS_CONFIG")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from RAGOPS_CONFIG)")
+        return path
+    path = Path.cwd() / CONFIG_NAME
+    return path if path.is_file() else None
+
+
+def read_yaml(path: Path | str, text: str | None = None) -> Any:
+    """Parse YAML, turning syntax errors into one ConfigError naming file, line and column."""
+    try:
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
+        return yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def make_env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """RAGOPS_PARALLEL / RAGOPS_FAIL_PERCENT (top level) and RAGOPS_<SECTION>__<FIELD> (every host)."""
+    top: dict[str, Any] = {}
+    host: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("RAGOPS_") or name in ("RAGOPS_CONFIG", "RAGOPS_DEMO_DIR"):
+            continue
+        key = name[len("RAGOPS_"):].lower()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if key in ("parallel", "fail_percent"):
+            top[key] = value
+            continue
+        parts = key.split("__")
+        if parts[0] not in HOST_SETTING_FIELDS:
+            problems.append(f"environment {name}: unknown setting (expected RAGOPS_PARALLEL, RAGOPS_FAIL_PERCENT or RAGOPS_<SECTION>__<FIELD>)")
+            continue
+        node = host
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return top, host, problems
+
+
+def load_config(explicit: str | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
+    """Load, validate and resolve the whole configuration; raise ConfigError with every problem."""
+    environ = dict(os.environ if environ is None else environ)
+    path = find_config_path(explicit)
+    if path is None:
+        from .demo import make_demo_config_text
+
+        source = "embedded demo config"
+        raw = read_yaml(source, make_demo_config_text(environ))
+    else:
+        source = str(path)
+        raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: (top level): must be a mapping of settings")
+    env_top, env_host, problems = make_env_overrides(environ)
+    try:
+        config = RagopsConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = make_error_lines(source, exc, RagopsConfig) + problems
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    if env_top:
+        try:
+            config = RagopsConfig.model_validate({**raw, **env_top})
+        except ValidationError as exc:
+            raise ConfigError(make_error_lines("environment", exc, RagopsConfig)) from None
+    hosts, problems = make_hosts(config, source, env_host)
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(config=config, source=source, hosts=hosts)
+
+
+def make_hosts(config: RagopsConfig, source: str, env_host: dict[str, Any]) -> tuple[dict[str, Host], list[str]]:
+    """Effective settings per host: built-in defaults < defaults: < host entry < environment."""
+    base = config.defaults.model_dump(exclude_unset=True)
+    entries = dict(config.hosts)
+    entries.setdefault(LOCAL, HostEntry())
+    hosts: dict[str, Host] = {}
+    problems: list[str] = []
+    for name, entry in entries.items():
+        own = entry.model_dump(exclude_unset=True, include=HOST_SETTING_FIELDS)
+        merged = deep_merge(deep_merge(base, own), env_host)
+        try:
+            settings = HostSettings.model_validate(merged)
+        except ValidationError as exc:
+            where = "environment" if env_host else source
+            problems += make_error_lines(where, exc, HostSettings, ("hosts", name))
+            continue
+        problems += check_host(source, name, settings)
+        hosts[name] = Host(name=name, entry=entry, settings=settings, source=source)
+    return hosts, problems
+
+
+def check_host(source: str, name: str, settings: HostSettings) -> list[str]:
+    """Cross-field checks the schema cannot express."""
+    problems = []
+    unknown = set(settings.continue_on_error) - set(settings.steps)
+    for step in sorted(unknown):
+        problems.append(f"{source}: hosts.{name}.continue_on_error: {step!r} is not one of the host's steps")
+    for kind in ("logs", "temp"):
+        for i, root in enumerate(getattr(settings, kind)):
+            if not os.path.isabs(root.root):
+                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: must be an absolute path (got {root.root!r})")
+            elif os.path.normpath(root.root) == "/":
+                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: refusing to clean '/'")
+            elif ".." in Path(root.root).parts:
+                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: must not contain '..'")
+    if settings.disk.warn_percent > settings.disk.fail_percent:
+        problems.append(f"{source}: hosts.{name}.disk.warn_percent: must not exceed fail_percent")
+    if settings.redis.password_file and settings.redis.password_env:
+        problems.append(f"{source}: hosts.{name}.redis: set password_file or password_env, not both")
+    return problems
+
+
+def select_hosts(loaded: LoadedConfig, spec: str | None) -> list[Host]:
+    """--host: comma list of names and @groups; 'local' is always known. Unknown names are errors."""
+    if spec is None or not spec.strip():
+        raise ConfigError("--host: no host given (use --host local, a name from the inventory, or @group)")
+    chosen: list[Host] = []
+    problems = []
+    for token in [t.strip() for t in spec.split(",") if t.strip()]:
+        if token.startswith("@"):
+            group = token[1:]
+            members = [h for h in loaded.hosts.values() if group in h.entry.groups]
+            if not members:
+                problems.append(f"{loaded.source}: --host {token}: no host is in group {group!r}")
+            chosen += [m for m in members if m not in chosen]
+        elif token in loaded.hosts:
+            if loaded.hosts[token] not in chosen:
+                chosen.append(loaded.hosts[token])
+        else:
+            close = difflib.get_close_matches(token, list(loaded.hosts), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{loaded.source}: --host {token}: unknown host{hint}")
+    if problems:
+        raise ConfigError(problems)
+    if not chosen:
+        raise ConfigError("--host: the host list is empty")
+    return chosen
