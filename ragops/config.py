@@ -21,7 +21,8 @@ from .errors import ConfigError
 
 CONFIG_NAME = "ragops.yaml"
 LOCAL = "local"
-DEFAULT_STEPS = ["cleanup", "logrotate", "health"]
+StepName = Literal["cleanup", "logrotate", "health", "docker", "backup"]
+DEFAULT_STEPS: list[StepName] = ["cleanup", "logrotate", "health"]
 
 
 class Model(BaseModel):
@@ -111,7 +112,7 @@ class HostSettings(Model):
     lock_path: str = Field("/run/lock/ragops.lock", description="Per-host lock file; a second run on the host refuses while it is held.")
     lock_ttl_s: int = Field(300, ge=10, description="A lock whose heartbeat is older than this is stale and taken over.")
     metrics_dir: str | None = Field("/var/lib/prometheus/node-exporter", description="node_exporter textfile directory for ragops_*.prom files; null disables.")
-    steps: list[Literal["cleanup", "logrotate", "health", "docker", "backup"]] = Field(
+    steps: list[StepName] = Field(
         default_factory=lambda: list(DEFAULT_STEPS), description="Steps `maintain` runs, in order."
     )
     continue_on_error: list[str] = Field(default_factory=list, description="Steps whose failure does not stop the host's maintain run.")

@@ -42,6 +42,13 @@ class CmdResult:
         return self.exited == 0
 
 
+class _ChunkedInput(io.StringIO):
+    """Invoke reads non-tty stdin one byte per 10 ms; hand it 64 KiB per read instead."""
+
+    def read(self, size: int | None = -1) -> str:
+        return super().read(65536)
+
+
 def quote(value: str | Path) -> str:
     return shlex.quote(str(value))
 
@@ -133,7 +140,8 @@ class Target:
         output.debug(self.name, shown)
         conn = self.connection()
         kwargs: dict[str, Any] = {"hide": True, "warn": True, "timeout": timeout}
-        kwargs["in_stream"] = io.StringIO(feed) if feed is not None else False
+        # Always a finite stream: stdin is closed at its end, so no command can hang reading it.
+        kwargs["in_stream"] = _ChunkedInput(feed or "")
         try:
             result = conn.run(full, **kwargs)
         except Exception as exc:  # noqa: BLE001

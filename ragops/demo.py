@@ -1,0 +1,183 @@
+"""The embedded demo deployment: a real redis-server, a real ChromaDB dir, a small RAG API.
+
+``invoke demo.up`` creates it under ``$RAGOPS_DEMO_DIR`` (default /tmp/ragops-demo) and starts the
+processes (pids in ``DIR/run``); ``invoke demo.down`` stops them by pid. With no ragops.yaml,
+``--host local`` maintains this deployment (see :func:`make_demo_config_text`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .errors import RagopsError, StepError
+from .seam import pid_alive, spawn_background, stop_pid
+
+DEFAULT_DIR = "/tmp/ragops-demo"
+DEFAULT_REDIS_PORT = 6390
+DEFAULT_API_PORT = 8790
+COLLECTIONS = {"docs": 240, "faq": 60}
+DIMENSION = 16
+DAY = 86400
+
+
+def demo_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("RAGOPS_DEMO_DIR", DEFAULT_DIR))
+
+
+def read_state(root: Path) -> dict[str, int]:
+    try:
+        return json.loads((root / "run" / "state.json").read_text())
+    except (OSError, ValueError):
+        return {"redis_port": DEFAULT_REDIS_PORT, "api_port": DEFAULT_API_PORT}
+
+
+def make_demo_config_text(environ: dict[str, str] | None = None) -> str:
+    """The config used when there is no ragops.yaml: `local` maintains the demo deployment."""
+    root = demo_dir(environ)
+    state = read_state(root)
+    return f"""# embedded demo config (no ragops.yaml found): maintains the demo deployment in {root}
+defaults:
+  deployment: bare
+  api: {{url: "http://127.0.0.1:{state['api_port']}", timeout_s: 3, retries: 1, expect_body: ok}}
+  redis: {{host: 127.0.0.1, port: {state['redis_port']}}}
+  chroma: {{data_dir: "{root}/chroma"}}
+  logs: [{{root: "{root}/logs", patterns: ["*.log"], max_age_days: 7}}]
+  temp: [{{root: "{root}/tmp", patterns: ["*"], max_age_days: 1}}]
+  logrotate: {{path: "{root}/logrotate.d/ragops", size: 10M, rotate: 3}}
+  lock_path: "{root}/run/ragops.lock"
+  metrics_dir: "{root}/metrics"
+  disk: {{warn_percent: 95, fail_percent: 98}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_port(port: int, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.05)
+    raise StepError(f"demo: {what} did not start listening on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def make_files(root: Path, now: float | None = None) -> dict[str, int]:
+    """Log and temp files, old and new, so cleanup has something to do (and something to keep)."""
+    now = time.time() if now is None else now
+    made = {"old": 0, "new": 0}
+    for sub in ("logs", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    specs = [("logs/api.log", 0), ("logs/ingest.log", 1), ("logs/api-2026-01.log", 30), ("logs/worker.log", 12),
+             ("logs/notes.txt", 40), ("tmp/upload-new.part", 0), ("tmp/upload-old.part", 3), ("tmp/cache/old.bin", 5)]
+    for rel, age_days in specs:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * (4096 * (1 + age_days)))
+        os.utime(path, (now - age_days * DAY - 3600, now - age_days * DAY - 3600))
+        made["old" if age_days > 1 else "new"] += 1
+    return made
+
+
+def make_chroma(path: Path) -> dict[str, int]:
+    """A real ChromaDB persistent dir with explicit embeddings (no model download)."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    try:
+        import chromadb
+        import numpy as np
+        from chromadb.config import Settings
+    except ImportError as exc:
+        raise RagopsError(f"demo: chromadb is not installed ({exc}); run scripts/setup.sh") from None
+    client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+    rng = np.random.default_rng(7)
+    counts = {}
+    for name, n in COLLECTIONS.items():
+        col = client.get_or_create_collection(name, embedding_function=None,
+                                              metadata={"hnsw:space": "cosine", "embedding_model": "demo-random-16d"})
+        if col.count() < n:
+            ids = [f"{name}-{i:05d}" for i in range(n)]
+            col.upsert(ids=ids, embeddings=rng.random((n, DIMENSION)).astype("float32").tolist(),
+                       documents=[f"{name} document {i}" for i in range(n)],
+                       metadatas=[{"source": f"{name}.md", "n": i} for i in range(n)])
+        counts[name] = col.count()
+    del client
+    return counts
+
+
+def up(root: Path | None = None) -> dict[str, object]:
+    """Create (idempotently) and start the demo deployment; returns its state."""
+    root = root or demo_dir()
+    run = root / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    for sub in ("redis", "metrics", "logrotate.d"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    state = read_state(root)
+    if not (run / "state.json").exists():
+        state = {"redis_port": DEFAULT_REDIS_PORT if not port_open(DEFAULT_REDIS_PORT) else free_port(),
+                 "api_port": DEFAULT_API_PORT if not port_open(DEFAULT_API_PORT) else free_port()}
+        (run / "state.json").write_text(json.dumps(state))
+    counts = make_chroma(root / "chroma")
+    made = make_files(root)
+    redis_pid = _start(run / "redis.pid", state["redis_port"], "redis-server", [
+        shutil.which("redis-server") or "redis-server", "--port", str(state["redis_port"]), "--bind", "127.0.0.1",
+        "--dir", str(root / "redis"), "--save", "3600 1", "--daemonize", "no", "--logfile", str(root / "logs" / "redis-server.log")],
+        root)
+    _seed_redis(state["redis_port"])
+    api_pid = _start(run / "api.pid", state["api_port"], "demo API", [
+        sys.executable, "-m", "ragops.demo_api", "--port", str(state["api_port"]), "--redis-port", str(state["redis_port"]),
+        "--chroma", str(root / "chroma")], root)
+    return {"dir": str(root), **state, "redis_pid": redis_pid, "api_pid": api_pid, "collections": counts, "files": made}
+
+
+def _start(pid_file: Path, port: int, what: str, argv: list[str], root: Path) -> int:
+    if pid_file.exists():
+        pid = int(pid_file.read_text().strip() or 0)
+        if pid and pid_alive(pid) and port_open(port):
+            return pid
+    if port_open(port):
+        raise StepError(f"demo: port {port} for the {what} is taken by another process")
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    pid = spawn_background(argv, log_path=str(root / "run" / f"{pid_file.stem}.out"), env=env)
+    pid_file.write_text(str(pid))
+    wait_port(port, what)
+    return pid
+
+
+def _seed_redis(port: int) -> None:
+    """A few hundred cache keys and one saved RDB, so persistence checks have a real last save."""
+    from .demo_api import redis_command
+
+    if int(redis_command(port, "DBSIZE") or 0) < 500:
+        for i in range(500):
+            redis_command(port, "SET", f"cache:query:{i:04d}", f"answer {i}")
+    redis_command(port, "SAVE")
+
+
+def down(root: Path | None = None) -> list[str]:
+    """Stop the demo processes by pid; data stays (use --purge to remove the directory)."""
+    root = root or demo_dir()
+    stopped = []
+    for name in ("api", "redis"):
+        pid_file = root / "run" / f"{name}.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip() or 0)
+            if pid and stop_pid(pid):
+                stopped.append(f"{name} (pid {pid})")
+            pid_file.unlink()
+    return stopped

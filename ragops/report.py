@@ -1,0 +1,173 @@
+"""Results of a run: per-step and per-host records, the summary table, JSON, Prometheus textfiles."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ExitCode
+
+OK, DEGRADED, FAILED, SKIPPED = "ok", "degraded", "failed", "skipped"
+STATUS_VALUE = {OK: 0, DEGRADED: 1, FAILED: 2, SKIPPED: 0}
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: str = OK
+    message: str = ""
+    duration_s: float = 0.0
+    bytes_freed: int = 0
+    files: int = 0
+    dry: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+    # extra gauges for the textfile: (metric name, labels, value)
+    metrics: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+
+@dataclass
+class HostResult:
+    host: str
+    status: str = OK  # ok | degraded | failed | unreachable | locked | not started
+    steps: list[StepResult] = field(default_factory=list)
+    error: str = ""
+    exit_code: int = ExitCode.OK
+    duration_s: float = 0.0
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(s.bytes_freed for s in self.steps)
+
+
+@dataclass
+class RunResult:
+    task: str
+    dry: bool
+    hosts: list[HostResult]
+    started_at: float = field(default_factory=time.time)
+    duration_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return max((int(h.exit_code) for h in self.hosts), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "task": self.task,
+            "dry_run": self.dry,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "exit_code": self.exit_code,
+            "ok": self.exit_code == 0,
+        }
+        hosts: list[dict[str, Any]] = []
+        for h in self.hosts:
+            hd = asdict(h)
+            hd["bytes_freed"] = h.bytes_freed
+            for s in hd["steps"]:
+                s.pop("metrics", None)
+                s["duration_s"] = round(s["duration_s"], 3)
+            hd["duration_s"] = round(h.duration_s, 3)
+            hosts.append(hd)
+        data["hosts"] = hosts
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str)
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+_STYLE = {OK: "green", DEGRADED: "yellow", FAILED: "bold red", SKIPPED: "dim", "unreachable": "bold red",
+          "locked": "bold yellow", "not started": "dim"}
+
+
+def render_summary(run: RunResult) -> Any:
+    """The per-host, per-step summary table (a rich Table)."""
+    from rich.table import Table
+
+    title = f"ragops {run.task}" + (" (dry run)" if run.dry else "") + f" — {len(run.hosts)} host(s), {run.duration_s:.1f}s"
+    table = Table(title=title, title_justify="left")
+    for col in ("host", "step", "result", "duration", "freed", "detail"):
+        table.add_column(col, justify="right" if col in ("duration", "freed") else "left", overflow="fold")
+    for h in run.hosts:
+        if not h.steps:
+            table.add_row(h.host, "-", f"[{_STYLE.get(h.status, '')}]{h.status}[/]", f"{h.duration_s:.1f}s", "-", h.error)
+        for i, s in enumerate(h.steps):
+            table.add_row(
+                h.host if i == 0 else "",
+                s.step,
+                f"[{_STYLE.get(s.status, '')}]{s.status}[/]" + (" (dry)" if s.dry else ""),
+                f"{s.duration_s:.1f}s",
+                format_bytes(s.bytes_freed) if s.bytes_freed else "-",
+                s.message,
+            )
+        if h.steps and h.error:
+            table.add_row("", "-", f"[{_STYLE.get(h.status, '')}]{h.status}[/]", "", "", h.error)
+    return table
+
+
+# ---------------------------------------------------------------- Prometheus textfile
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+_LAST_SUCCESS = re.compile(r"^ragops_step_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
+
+
+def make_metrics_text(host: str, step: StepResult, now: float, previous: str | None) -> str:
+    """node_exporter textfile content for one host and step; carries the last success time over."""
+    labels = {"host": host, "step": step.step}
+    last_success = now if step.status in (OK, DEGRADED) else None
+    if last_success is None and previous:
+        match = _LAST_SUCCESS.search(previous)
+        if match:
+            last_success = float(match.group(1))
+    lines = []
+
+    def gauge(name: str, help_text: str, value: float, extra: dict[str, str] | None = None) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} gauge")
+        lines.append(f"{name}{_labels({**labels, **(extra or {})})} {value:g}")
+
+    gauge("ragops_step_last_run_timestamp_seconds", "When the step last ran.", round(now, 3))
+    if last_success is not None:
+        gauge("ragops_step_last_success_timestamp_seconds", "When the step last succeeded.", round(last_success, 3))
+    gauge("ragops_step_success", "1 if the last run of the step succeeded (ok or degraded).", 1 if step.status in (OK, DEGRADED) else 0)
+    gauge("ragops_step_status", "0 ok, 1 degraded, 2 failed.", STATUS_VALUE.get(step.status, 2))
+    gauge("ragops_step_duration_seconds", "Duration of the last run.", round(step.duration_s, 3))
+    gauge("ragops_step_bytes_freed", "Bytes freed by the last run.", step.bytes_freed)
+    seen: set[str] = set()
+    for name, extra, value in step.metrics:
+        if name not in seen:
+            lines.append(f"# TYPE {name} gauge")
+            seen.add(name)
+        lines.append(f"{name}{_labels({**labels, **extra})} {value:g}")
+    return "\n".join(lines) + "\n"
+
+
+def metrics_file_name(step: str) -> str:
+    """One file per step, whichever task ran it (maintain or the step alone)."""
+    return f"ragops_{re.sub(r'[^a-z0-9_]', '_', step)}.prom"

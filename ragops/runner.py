@@ -1,0 +1,166 @@
+"""Apply a plan of steps to one host, and to a fleet of hosts in parallel."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from . import output
+from .errors import ExitCode, LockHeldError, RagopsError, UnreachableError
+from .lock import HostLock
+from .report import DEGRADED, FAILED, OK, HostResult, StepResult, make_metrics_text, metrics_file_name
+from .seam import Target
+
+StepFn = Callable[[Target], StepResult]
+
+
+@dataclass
+class Step:
+    name: str
+    run: StepFn
+
+
+def run_step(target: Target, step: Step) -> StepResult:
+    """Run one step, turning every error into a failed StepResult with a clear message."""
+    started = time.monotonic()
+    try:
+        result = step.run(target)
+    except UnreachableError:
+        raise
+    except RagopsError as exc:
+        result = StepResult(step.name, FAILED, message=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug must not take the other hosts down
+        output.error(target.name, "".join(traceback.format_exception(exc)[-3:]).strip())
+        result = StepResult(step.name, FAILED, message=f"unexpected error: {type(exc).__name__}: {exc}")
+    result.step = step.name
+    result.duration_s = time.monotonic() - started
+    result.dry = target.dry
+    return result
+
+
+def write_metrics(target: Target, result: StepResult, file_name: str) -> None:
+    """Atomically write the node_exporter textfile for one step; a failure only warns."""
+    directory = target.settings.metrics_dir
+    if not directory or target.dry:
+        return
+    path = f"{directory.rstrip('/')}/{file_name}"
+    try:
+        previous = target.read_text(path)
+        target.put_text(make_metrics_text(target.name, result, time.time(), previous), path)
+    except RagopsError as exc:
+        output.warn(target.name, f"metrics not written to {path}: {exc}")
+
+
+def send_ping(target: Target, kind: str) -> None:
+    """healthchecks-style ping: URL/start, URL (success), URL/fail. Never fails the run."""
+    url = target.settings.pings.url
+    if not url:
+        return
+    full = url.rstrip("/") + {"start": "/start", "success": "", "fail": "/fail"}[kind]
+    if target.dry:
+        output.dry_command(target.name, f"ping {full}")
+        return
+    import requests
+
+    try:
+        requests.get(full, timeout=target.settings.pings.timeout_s)
+    except requests.RequestException as exc:
+        output.warn(target.name, f"ping {kind} failed: {type(exc).__name__}")
+
+
+def summarize_status(steps: list[StepResult]) -> str:
+    if any(s.status == FAILED for s in steps):
+        return FAILED
+    if any(s.status == DEGRADED for s in steps):
+        return DEGRADED
+    return OK
+
+
+def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True, strict: bool = False) -> HostResult:
+    """Connect, lock, run the steps in order (stop at the first failure unless continue_on_error).
+
+    ``strict``: a degraded result also makes the exit code non-zero (the health task).
+    """
+    started = time.monotonic()
+    result = HostResult(host=target.name)
+    pinged = False
+    try:
+        target.open()
+        send_ping(target, "start")
+        pinged = True
+        host_lock = HostLock(target, task) if lock else None
+        if host_lock:
+            host_lock.acquire()
+        try:
+            for step in steps:
+                step_result = run_step(target, step)
+                result.steps.append(step_result)
+                style = output.error if step_result.failed else output.info
+                style(target.name, f"{step.name}: {step_result.status} ({step_result.duration_s:.1f}s) {step_result.message}")
+                write_metrics(target, step_result, metrics_file_name(step.name))
+                if step_result.failed and step.name not in target.settings.continue_on_error:
+                    remaining = [s.name for s in steps[len(result.steps):]]
+                    if remaining:
+                        result.error = f"stopped after failed step {step.name}; not run: {', '.join(remaining)}"
+                    break
+        finally:
+            if host_lock:
+                host_lock.release()
+        result.status = summarize_status(result.steps)
+        bad = (FAILED, DEGRADED) if strict else (FAILED,)
+        result.exit_code = ExitCode.STEP_FAILED if result.status in bad else ExitCode.OK
+    except UnreachableError as exc:
+        result.status, result.error, result.exit_code = "unreachable", str(exc), ExitCode.UNREACHABLE
+        output.error(target.name, str(exc))
+    except LockHeldError as exc:
+        result.status, result.error, result.exit_code = "locked", str(exc), ExitCode.LOCK_HELD
+        output.error(target.name, str(exc))
+    except RagopsError as exc:
+        result.status, result.error, result.exit_code = FAILED, str(exc), exc.exit_code
+        output.error(target.name, str(exc))
+    finally:
+        result.duration_s = time.monotonic() - started
+        if result.status != "unreachable":
+            try:
+                whole = StepResult(task, result.status if result.status in (OK, DEGRADED) else FAILED,
+                                   duration_s=result.duration_s, bytes_freed=result.bytes_freed)
+                write_metrics(target, whole, f"ragops_task_{task.replace('.', '_').replace('-', '_')}.prom")
+            except UnreachableError:
+                pass
+        if pinged:
+            send_ping(target, "success" if result.exit_code == ExitCode.OK else "fail")
+        target.close()
+    return result
+
+
+def run_fleet(targets: list[Target], work: Callable[[Target], HostResult], *, parallel: int, fail_percent: int) -> list[HostResult]:
+    """Run ``work`` on every target, ``parallel`` at a time; stop starting hosts past fail_percent."""
+    results: dict[str, HostResult] = {}
+    pending = list(targets)
+    running: dict[Future[HostResult], Target] = {}
+    failed = 0
+    stopped = False
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="host") as pool:
+        while pending or running:
+            while pending and not stopped and len(running) < parallel:
+                target = pending.pop(0)
+                running[pool.submit(work, target)] = target
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                target = running.pop(future)
+                results[target.name] = future.result()
+                if results[target.name].exit_code != ExitCode.OK:
+                    failed += 1
+            if not stopped and failed and fail_percent < 100 and failed * 100 >= fail_percent * len(targets):
+                stopped = True
+                if pending:
+                    output.error("", f"{failed} of {len(targets)} host(s) failed (>= {fail_percent}%): not starting {len(pending)} more")
+        for target in pending:
+            results[target.name] = HostResult(host=target.name, status="not started", exit_code=ExitCode.STEP_FAILED,
+                                              error=f"not started: --fail-percent {fail_percent} reached")
+    return [results[t.name] for t in targets]

@@ -1,0 +1,218 @@
+"""health: the API (/health, /status), Redis (PING + persistence), Chroma (dir + counts), disk.
+
+Every check runs ON the host through the seam (curl, redis-cli, df, python3 stdlib), so the same
+code checks a remote host over SSH. Each check is ok / degraded / failed with its evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..config import HostSettings
+from ..remote import script
+from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, format_bytes
+from ..runner import summarize_status
+from ..seam import Target, quote
+from .secrets import read_redis_password
+
+MARK = "__RAGOPS_HTTP_STATUS__"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str = OK
+    message: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def make_curl_command(url: str, timeout_s: float) -> str:
+    return f"curl -sS --max-time {timeout_s:g} -o - -w '\\n{MARK}%{{http_code}}' {quote(url)}"
+
+
+def parse_curl(stdout: str) -> tuple[int, str]:
+    body, _, code = stdout.rpartition(MARK)
+    return (int(code) if code.strip().isdigit() else 0), body.rstrip("\n")
+
+
+def fetch(target: Target, url: str) -> tuple[int, str, str]:
+    """GET with the configured retries; returns (status code, body, error)."""
+    api = target.settings.api
+    error = ""
+    for attempt in range(api.retries + 1):
+        res = target.run(make_curl_command(url, api.timeout_s))
+        code, body = parse_curl(res.stdout)
+        if res.exited == 127:
+            return 0, "", "curl is not installed on the host"
+        if code == api.expect_status:
+            return code, body, ""
+        error = res.stderr.strip() or f"HTTP {code}"
+        if attempt < api.retries:
+            time.sleep(api.retry_delay_s)
+    return code, body, error
+
+
+def check_api(target: Target) -> list[Check]:
+    api = target.settings.api
+    if not api.url:
+        return [Check("api", SKIPPED, "no api.url configured")]
+    base = api.url.rstrip("/")
+    checks = []
+    code, body, error = fetch(target, base + api.health_path)
+    health = Check("api_health", figures={"url": base + api.health_path, "status_code": code})
+    if error:
+        health.status, health.message = FAILED, f"{base + api.health_path}: {error}"
+    elif api.expect_body and api.expect_body not in body:
+        health.status, health.message = FAILED, f"body does not contain {api.expect_body!r}: {body[:120]!r}"
+    else:
+        health.message = f"HTTP {code}"
+    checks.append(health)
+    code, body, error = fetch(target, base + api.status_path)
+    status = Check("api_status", figures={"url": base + api.status_path, "status_code": code})
+    if error:
+        status.status, status.message = FAILED, f"{base + api.status_path}: {error}"
+    else:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        total = doc.get("total_documents") if isinstance(doc, dict) else None
+        status.figures["documents"] = doc.get("documents") if isinstance(doc, dict) else None
+        status.figures["total_documents"] = total
+        status.message = f"{total} documents" if total is not None else "no document count in /status"
+        if api.min_documents is not None and (total is None or total < api.min_documents):
+            status.status = DEGRADED
+            status.message += f" (< {api.min_documents} expected)"
+    checks.append(status)
+    return checks
+
+
+def make_redis_command(settings: HostSettings) -> str:
+    r = settings.redis
+    cli = f"redis-cli --no-auth-warning -h {quote(r.host)} -p {r.port}"
+    return f"date +%s && {cli} PING && {cli} INFO persistence"
+
+
+def parse_redis(stdout: str, max_age_s: int) -> Check:
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    check = Check("redis")
+    if len(lines) < 2 or lines[1] != "PONG":
+        check.status, check.message = FAILED, f"PING failed: {' '.join(lines[1:2]) or 'no answer'}"
+        return check
+    now = int(lines[0])
+    info = dict(line.split(":", 1) for line in lines[2:] if ":" in line)
+    last = int(info.get("rdb_last_save_time", "0") or 0)
+    check.figures = {"rdb_last_save_time": last, "last_save_age_s": now - last,
+                     "rdb_last_bgsave_status": info.get("rdb_last_bgsave_status"),
+                     "rdb_changes_since_last_save": int(info.get("rdb_changes_since_last_save", "0") or 0),
+                     "aof_enabled": info.get("aof_enabled") == "1", "aof_last_write_status": info.get("aof_last_write_status")}
+    check.message = f"PONG, last save {now - last}s ago ({info.get('rdb_last_bgsave_status')})"
+    if info.get("rdb_last_bgsave_status") not in (None, "ok") or info.get("aof_last_write_status") not in (None, "ok"):
+        check.status = FAILED
+        check.message = f"persistence failing: bgsave {info.get('rdb_last_bgsave_status')}, aof write {info.get('aof_last_write_status')}"
+    elif now - last > max_age_s and check.figures["rdb_changes_since_last_save"] > 0:
+        check.status = DEGRADED
+        check.message += f" (older than {max_age_s}s with unsaved changes)"
+    return check
+
+
+def check_redis(target: Target) -> Check:
+    r = target.settings.redis
+    if not r.enabled:
+        return Check("redis", SKIPPED, "redis checks disabled")
+    password = read_redis_password(r)
+    res = target.run(make_redis_command(target.settings), secrets={"REDISCLI_AUTH": password} if password else None)
+    if res.exited == 127:
+        return Check("redis", FAILED, "redis-cli is not installed on the host")
+    check = parse_redis(res.stdout, r.max_save_age_s)
+    if check.status == FAILED and res.stderr.strip():
+        check.message += f": {res.stderr.strip()[-200:]}"
+    return check
+
+
+def check_chroma(target: Target) -> Check:
+    c = target.settings.chroma
+    if not c.data_dir:
+        return Check("chroma", SKIPPED, "no chroma.data_dir configured")
+    res = target.run(f"python3 - {quote(c.data_dir)}", stdin=script("chroma_counts"))
+    try:
+        doc = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return Check("chroma", FAILED, f"cannot read {c.data_dir}: {res.stderr.strip()[-300:] or 'no output'}")
+    if not doc.get("ok"):
+        return Check("chroma", FAILED, str(doc.get("error")))
+    counts = {col["name"]: col["count"] for col in doc["collections"]}
+    check = Check("chroma", figures={"collections": counts, "total": doc["total"], "bytes": doc["bytes"]})
+    check.message = f"{len(counts)} collection(s), {doc['total']} items, {format_bytes(doc['bytes'])}"
+    if c.min_documents is not None and doc["total"] < c.min_documents:
+        check.status = DEGRADED
+        check.message += f" (< {c.min_documents} expected)"
+    return check
+
+
+def make_disk_paths(settings: HostSettings) -> list[str]:
+    if settings.disk.paths:
+        return list(settings.disk.paths)
+    paths = [settings.chroma.data_dir] if settings.chroma.data_dir else []
+    paths += [r.root for r in settings.logs] + [r.root for r in settings.temp]
+    return list(dict.fromkeys(p for p in paths if p))
+
+
+def make_disk_command(paths: list[str]) -> str:
+    quoted = " ".join(quote(p) for p in paths)
+    return f"for p in {quoted}; do [ -e \"$p\" ] && printf '%s\\t' \"$p\" && df -P -B1 -- \"$p\" | tail -n1 && " \
+           f"printf '%s\\t' \"$p\" && df -P -i -- \"$p\" | tail -n1; done; true"
+
+
+def parse_disk(stdout: str, settings: HostSettings) -> list[Check]:
+    d = settings.disk
+    seen: dict[str, Check] = {}
+    for line in stdout.splitlines():
+        path, _, row = line.partition("\t")
+        cols = row.split()
+        if len(cols) < 6 or not cols[4].endswith("%"):
+            continue
+        check = seen.setdefault(path, Check(f"disk:{path}", figures={"path": path, "mount": cols[5]}))
+        if "bytes_used_percent" not in check.figures:
+            check.figures.update(bytes_used_percent=int(cols[4].rstrip("%")), bytes_free=int(cols[3]))
+        else:
+            check.figures["inodes_used_percent"] = int(cols[4].rstrip("%")) if cols[4] != "-" else 0
+    for check in seen.values():
+        used, inodes = check.figures.get("bytes_used_percent", 0), check.figures.get("inodes_used_percent", 0)
+        check.message = f"{used}% space, {inodes}% inodes used on {check.figures['mount']}"
+        if used >= d.fail_percent or inodes >= d.inode_fail_percent:
+            check.status = FAILED
+        elif used >= d.warn_percent or inodes >= d.inode_warn_percent:
+            check.status = DEGRADED
+    return list(seen.values())
+
+
+def check_disk(target: Target) -> list[Check]:
+    paths = make_disk_paths(target.settings)
+    if not paths:
+        return [Check("disk", SKIPPED, "no paths to check")]
+    checks = parse_disk(target.run(make_disk_command(paths)).stdout, target.settings)
+    missing = sorted(set(paths) - {c.figures["path"] for c in checks})
+    if missing:
+        checks.append(Check("disk", DEGRADED, f"missing path(s): {', '.join(missing)}"))
+    return checks
+
+
+def run_health(target: Target) -> StepResult:
+    checks = [*check_api(target), check_redis(target), check_chroma(target), *check_disk(target)]
+    status = summarize_status([StepResult(c.name, c.status) for c in checks])
+    bad = [c for c in checks if c.status in (DEGRADED, FAILED)]
+    result = StepResult("health", status, details={"checks": [asdict(c) for c in checks]})
+    result.message = "healthy: " + ", ".join(c.name for c in checks if c.status == OK) if not bad else \
+        "; ".join(f"{c.name} {c.status}: {c.message}" for c in bad)
+    for c in checks:
+        value = {OK: 0, DEGRADED: 1, FAILED: 2, SKIPPED: -1}[c.status]
+        result.metrics.append(("ragops_health_check_status", {"check": c.name}, float(value)))
+        for name, count in (c.figures.get("collections") or {}).items():
+            result.metrics.append(("ragops_chroma_documents", {"collection": name}, float(count)))
+        if "bytes_used_percent" in c.figures:
+            result.metrics.append(("ragops_disk_used_percent", {"path": c.figures["path"]}, float(c.figures["bytes_used_percent"])))
+    return result

@@ -1,0 +1,1 @@
+"""Invoke task modules; ``tasks.py`` at the repository root composes them into one collection."""
