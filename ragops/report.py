@@ -123,6 +123,13 @@ def render_summary(run: RunResult) -> Any:
 # ---------------------------------------------------------------- Prometheus textfile
 
 
+def format_value(value: float) -> str:
+    """Full precision (timestamps must not become 1.7959e+09)."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(round(float(value), 6))
+
+
 def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
@@ -150,7 +157,7 @@ def make_metrics_text(host: str, step: StepResult, now: float, previous: str | N
     def gauge(name: str, help_text: str, value: float, extra: dict[str, str] | None = None) -> None:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} gauge")
-        lines.append(f"{name}{_labels({**labels, **(extra or {})})} {value:g}")
+        lines.append(f"{name}{_labels({**labels, **(extra or {})})} {format_value(value)}")
 
     gauge("ragops_step_last_run_timestamp_seconds", "When the step last ran.", round(now, 3))
     if last_success is not None:
@@ -164,7 +171,7 @@ def make_metrics_text(host: str, step: StepResult, now: float, previous: str | N
         if name not in seen:
             lines.append(f"# TYPE {name} gauge")
             seen.add(name)
-        lines.append(f"{name}{_labels({**labels, **extra})} {value:g}")
+        lines.append(f"{name}{_labels({**labels, **extra})} {format_value(value)}")
     return "\n".join(lines) + "\n"
 
 
