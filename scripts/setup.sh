@@ -37,7 +37,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # --- 2. component setup hooks -------------------------------------------------
-if [ -d "$ROOT/scripts/setup.d" ]; then
+# RAGOPS_SETUP_HOOKS=0 skips them (the demo needs none of the test-only engines).
+if [ "${RAGOPS_SETUP_HOOKS:-1}" != "0" ] && [ -d "$ROOT/scripts/setup.d" ]; then
     for hook in "$ROOT"/scripts/setup.d/*.sh; do
         [ -e "$hook" ] || continue
         if [ -x "$hook" ]; then  # run from the repo root, with RAGOPS_ROOT set
