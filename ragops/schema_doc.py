@@ -48,17 +48,28 @@ def _default(field: Any) -> str:
 
 
 def iter_fields(model: type[BaseModel], prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """Every field, depth first. The inventory entry lists only what it adds to `defaults`."""
+    from .config import HostEntry, HostSettings
+
+    inherited: set[str] = set(HostSettings.model_fields) if model is HostEntry else set()
+    if inherited:
+        yield f"{prefix}*", None
     for name, field in model.model_fields.items():
+        if name in inherited:
+            continue
         path = f"{prefix}{name}"
         yield path, field
         sub = _model(field.annotation)
         if sub is not None and sub is not model:
-            suffix = "[]." if typing.get_origin(field.annotation) is list else ("<name>." if typing.get_origin(field.annotation) is dict else ".")
+            suffix = "[]." if typing.get_origin(field.annotation) is list else (".<name>." if typing.get_origin(field.annotation) is dict else ".")
             yield from iter_fields(sub, path + suffix)
 
 
 def make_reference(model: type[BaseModel]) -> str:
     lines = ["| field | type | default | description |", "|---|---|---|---|"]
     for path, field in iter_fields(model):
+        if field is None:
+            lines.append(f"| `{path}` | | | any setting of `defaults` (same name and type), overriding it for this entry |")
+            continue
         lines.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
     return "\n".join(lines)

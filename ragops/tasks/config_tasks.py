@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from invoke import task
 
@@ -21,7 +22,23 @@ def check(c, config=None, show=False):
         print(json.dumps({n: h.settings.model_dump() for n, h in loaded.hosts.items()}, indent=2))
 
 
-@task
-def reference(c):
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+
+def make_readme_with_reference(readme: str, reference: str) -> str:
+    """README text with the block between the reference markers replaced."""
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{reference}\n{END}{tail}"
+
+
+@task(help={"write": "Rewrite the reference block in this markdown file (e.g. README.md) instead of printing."})
+def reference(c, write=None):
     """Print the configuration reference (markdown) generated from the schema."""
-    print(make_reference(RagopsConfig))
+    text = make_reference(RagopsConfig)
+    if write:
+        path = Path(write)
+        path.write_text(make_readme_with_reference(path.read_text(), text))
+        print(f"updated the config reference in {path}")
+    else:
+        print(text)
