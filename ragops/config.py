@@ -61,6 +61,17 @@ class CleanupRoot(Model):
     max_age_days: int = Field(7, ge=0, description="Delete matching files modified more than this many days ago (find -mtime +N).")
     cross_filesystems: bool = Field(False, description="Descend into other mounted filesystems below the root.")
 
+    @field_validator("root")
+    @classmethod
+    def _safe_root(cls, value: str) -> str:
+        if not os.path.isabs(value):
+            raise ValueError(f"must be an absolute path (got {value!r})")
+        if ".." in Path(value).parts:
+            raise ValueError(f"must not contain '..' (got {value!r})")
+        if not os.path.normpath(value).strip("/"):  # '/', '//' (normpath keeps it), '/./'
+            raise ValueError("refusing to clean '/'")
+        return value
+
     @field_validator("patterns")
     @classmethod
     def _names_only(cls, value: list[str]) -> list[str]:
@@ -200,7 +211,11 @@ def format_loc(loc: tuple[Any, ...]) -> str:
 def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at the parent of ``loc`` (for did-you-mean hints)."""
     current: Any = model
+    skip_key = False
     for part in loc[:-1]:
+        if skip_key:  # the key of a dict-valued field (hosts.<name>): the value's model applies
+            skip_key = False
+            continue
         if isinstance(part, int) or current is None:
             continue
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -214,6 +229,7 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             args = getattr(ann, "__args__", ())
             candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
             current = candidates[0] if candidates else (HostEntry if part == "hosts" else None)
+            skip_key = getattr(ann, "__origin__", None) is dict
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
@@ -246,14 +262,14 @@ def make_error_lines(source: str, error: ValidationError, model: type[BaseModel]
 # ---------------------------------------------------------------- loading
 
 
-def find_config_path(explicit: str | None) -> Path | None:
+def find_config_path(explicit: str | None, environ: dict[str, str] | None = None) -> Path | None:
     """--config > RAGOPS_CONFIG > ./ragops.yaml; None means: use the embedded demo config."""
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found (from --config)")
         return path
-    env = os.environ.get("RAGOPS_CONFIG")
+    env = (os.environ if environ is None else environ).get("RAGOPS_CONFIG")
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
@@ -288,13 +304,18 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ragops' own environment variables that are not settings (scripts, demo, debugging).
+NOT_SETTINGS = {"RAGOPS_CONFIG", "RAGOPS_DEMO_DIR", "RAGOPS_LOG", "RAGOPS_TASK", "RAGOPS_ROOT",
+                "RAGOPS_SETUP_HOOKS", "RAGOPS_DEBUG_COMMANDS"}
+
+
 def make_env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """RAGOPS_PARALLEL / RAGOPS_FAIL_PERCENT (top level) and RAGOPS_<SECTION>__<FIELD> (every host)."""
     top: dict[str, Any] = {}
     host: dict[str, Any] = {}
     problems: list[str] = []
     for name, raw in sorted(environ.items()):
-        if not name.startswith("RAGOPS_") or name in ("RAGOPS_CONFIG", "RAGOPS_DEMO_DIR"):
+        if not name.startswith("RAGOPS_") or name in NOT_SETTINGS:
             continue
         key = name[len("RAGOPS_"):].lower()
         try:
@@ -306,7 +327,11 @@ def make_env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[st
             continue
         parts = key.split("__")
         if parts[0] not in HOST_SETTING_FIELDS:
-            problems.append(f"environment {name}: unknown setting (expected RAGOPS_PARALLEL, RAGOPS_FAIL_PERCENT or RAGOPS_<SECTION>__<FIELD>)")
+            close = difflib.get_close_matches(parts[0], [*HOST_SETTING_FIELDS, "parallel", "fail_percent"], n=1, cutoff=0.8)
+            if len(parts) == 1 and not close:
+                continue  # another tool's variable (RAGOPS_DEBUG_COMMANDS, RAGOPS_DOCKER_*): not a setting
+            hint = f" (did you mean RAGOPS_{close[0].upper()}?)" if close else ""
+            problems.append(f"environment {name}: unknown setting (expected RAGOPS_PARALLEL, RAGOPS_FAIL_PERCENT or RAGOPS_<SECTION>__<FIELD>){hint}")
             continue
         node = host
         for part in parts[:-1]:
@@ -318,7 +343,7 @@ def make_env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[st
 def load_config(explicit: str | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
     """Load, validate and resolve the whole configuration; raise ConfigError with every problem."""
     environ = dict(os.environ if environ is None else environ)
-    path = find_config_path(explicit)
+    path = find_config_path(explicit, environ)
     if path is None:
         from .demo import make_demo_config_text
 
@@ -337,14 +362,13 @@ def load_config(explicit: str | None = None, environ: dict[str, str] | None = No
     except ValidationError as exc:
         problems = make_error_lines(source, exc, RagopsConfig) + problems
         raise ConfigError(problems) from None
-    if problems:
-        raise ConfigError(problems)
     if env_top:
         try:
             config = RagopsConfig.model_validate({**raw, **env_top})
         except ValidationError as exc:
-            raise ConfigError(make_error_lines("environment", exc, RagopsConfig)) from None
-    hosts, problems = make_hosts(config, source, env_host)
+            problems += make_error_lines("environment", exc, RagopsConfig)
+    hosts, host_problems = make_hosts(config, source, env_host)
+    problems += host_problems
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config=config, source=source, hosts=hosts)
@@ -377,14 +401,7 @@ def check_host(source: str, name: str, settings: HostSettings) -> list[str]:
     unknown = set(settings.continue_on_error) - set(settings.steps)
     for step in sorted(unknown):
         problems.append(f"{source}: hosts.{name}.continue_on_error: {step!r} is not one of the host's steps")
-    for kind in ("logs", "temp"):
-        for i, root in enumerate(getattr(settings, kind)):
-            if not os.path.isabs(root.root):
-                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: must be an absolute path (got {root.root!r})")
-            elif os.path.normpath(root.root) == "/":
-                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: refusing to clean '/'")
-            elif ".." in Path(root.root).parts:
-                problems.append(f"{source}: hosts.{name}.{kind}[{i}].root: must not contain '..'")
+    # root safety (absolute, not '/', no '..') is checked by CleanupRoot's validator, with the schema
     if settings.disk.warn_percent > settings.disk.fail_percent:
         problems.append(f"{source}: hosts.{name}.disk.warn_percent: must not exceed fail_percent")
     if settings.redis.password_file and settings.redis.password_env:
