@@ -109,6 +109,14 @@ class PingSettings(Model):
     timeout_s: float = Field(5.0, gt=0, description="Timeout of one ping, seconds.")
 
 
+class BackupSettings(Model):
+    policy: str | None = Field(None, description="Backup policy name (a file in policies_dir without .yaml); unset: no backup on this host (maintain's backup step reports skipped).")
+    policies_dir: str = Field("backup-policies", description="Directory of backup policy files; a relative path is taken from the config file's directory (from the current directory with the embedded demo config).")
+    staging_dir: str = Field("/var/tmp/ragops-staging", description="Directory on the host under which each backup run stages its dumps (removed afterwards, also on failure).")
+    restic: str = Field("restic", description="restic binary on the host.")
+    chroma_python: str = Field("python3", description="Python on the host that can import chromadb (validates live Chroma copies).")
+
+
 class HostSettings(Model):
     """What to maintain on a host; `defaults:` sets these for every host, a host entry overrides them."""
 
@@ -128,6 +136,7 @@ class HostSettings(Model):
     )
     continue_on_error: list[str] = Field(default_factory=list, description="Steps whose failure does not stop the host's maintain run.")
     pings: PingSettings = Field(default_factory=PingSettings, description="Start/success/failure pings per run.")
+    backup: BackupSettings = Field(default_factory=BackupSettings, description="Backups of this host: which policy, where to stage, which restic.")
 
 
 class HostEntry(HostSettings):
