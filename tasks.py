@@ -2,6 +2,8 @@
 
 from invoke import Collection
 
+from ragops.tasks import backup as backup_tasks
+from ragops.tasks import chroma as chroma_tasks
 from ragops.tasks import config_tasks, demo, maintain
 
 ns = Collection()
@@ -11,3 +13,5 @@ ns.add_task(maintain.logrotate)
 ns.add_task(maintain.health)
 ns.add_collection(Collection.from_module(demo, name="demo"))
 ns.add_collection(Collection.from_module(config_tasks, name="config"))
+ns.add_collection(Collection.from_module(backup_tasks, name="backup"))
+ns.add_collection(Collection.from_module(chroma_tasks, name="chroma"))

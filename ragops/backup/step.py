@@ -1,0 +1,156 @@
+"""The backup step: hooks, stage the sources, restic backup, verify, off-site copy, retention.
+
+``run_backup_step(target)`` is what ``maintain`` runs (policy from ``backup.policy``);
+``run_backup(target, policy_name)`` is what ``invoke backup --policy X`` runs. The host lock is
+taken by the runner. Order: (S3) ensure the bucket; hooks.before; stage redis, chroma and record
+paths in ``<staging_dir>/run-*``; write ragops-manifest.json there; ``restic backup`` of the staging
+dir plus the in-place paths; check the snapshot exists; copy it to the secondary and check it there;
+``forget`` with the policy's retention (prune only when something went); hooks.after, or
+hooks.on_failure with the error. The staging dir is removed before the snapshot is verified.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import output
+from ..errors import RagopsError, StepError
+from ..report import SKIPPED, StepResult, format_bytes
+from ..seam import Target, quote
+from . import restic
+from .manifest import make_manifest, run_hash_files, run_write_manifest
+from .policy import Policy, load_host_policy
+from .sources import Staged, run_staging
+from .sources import chroma as chroma_source
+from .sources import paths as paths_source
+from .sources import redis as redis_source
+
+
+def make_tags(policy: Policy) -> list[str]:
+    return list(dict.fromkeys([*policy.tags, "ragops"]))
+
+
+def make_hook_command(command: str, env: dict[str, str]) -> str:
+    exports = " ".join(f"{k}={quote(v)}" for k, v in sorted(env.items()))
+    return f"export {exports}; {command}"
+
+
+def run_hooks(target: Target, commands: list[str], env: dict[str, str], timeout: float, *, what: str, strict: bool) -> None:
+    for command in commands:
+        res = target.run(make_hook_command(command, env), write=True, timeout=timeout)
+        if not res.ok:
+            text = f"{what} hook `{command}` failed (exit {res.exited}): {res.stderr.strip()[-300:]}"
+            if strict:
+                raise StepError(f"{target.name}: {text}")
+            output.warn(target.name, text)
+
+
+def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
+    staged: list[Staged] = []
+    src = policy.sources
+    for stage in (lambda: redis_source.run_stage(target, src.redis, run_dir),
+                  lambda: chroma_source.run_stage(target, src.chroma, run_dir),
+                  lambda: paths_source.run_stage(target, src.paths)):
+        item = stage()
+        if item is not None:
+            output.info(target.name, f"source {item.name}: staged in {item.duration_s:.1f}s")
+            staged.append(item)
+    return staged
+
+
+def make_details(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Short per-source summary for the report (the full record is in the snapshot's manifest)."""
+    out = []
+    for rec in doc["sources"]:
+        keep = {k: v for k, v in rec.items() if k not in ("collections", "checks", "entries")}
+        if "collections" in rec:
+            keep["collections"] = {c["name"]: c.get("count") for c in rec["collections"]}
+        out.append(keep)
+    return out
+
+
+def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.Repo,
+                 result: StepResult) -> restic.BackupSummary:
+    """Stage, write the manifest, run restic backup; the staging dir is gone when this returns."""
+    with run_staging(target, target.settings.backup.staging_dir) as run_dir:
+        staged = run_sources(target, policy, run_dir)
+        for item in staged:
+            result.metrics.append(("ragops_backup_source_duration_seconds", {"source": item.name}, round(item.duration_s, 3)))
+        extra = [p for s in staged for p in s.backup_paths]
+        excludes = [e for s in staged for e in s.excludes]
+        files = run_hash_files(target, run_dir)
+        version = restic.detect_version(target, repo)
+        doc = make_manifest(host=target.name, policy_name=policy_name, policy=policy, run_dir=run_dir,
+                            records=[s.record for s in staged], files=files,
+                            restic_version=".".join(map(str, version)), backup_paths=[run_dir, *extra])
+        run_write_manifest(target, run_dir, doc)
+        result.details["sources"] = make_details(doc)
+        result.details["staging_dir"] = run_dir
+        paths = [run_dir, *extra] if not target.dry else extra
+        if target.dry:
+            args = restic.make_backup_args([run_dir, *extra], tags=make_tags(policy), host_tag=target.name, exclude=excludes)
+            output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
+            if not paths:
+                return restic.BackupSummary(snapshot_id=None, dry=True)
+        return restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes)
+
+
+def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
+    name = policy_name or target.settings.backup.policy
+    policy = load_host_policy(target.host, policy_name)
+    if policy is None or not name:
+        return StepResult("backup", SKIPPED, message="no backup policy configured (set backup.policy or pass --policy)")
+    result = StepResult("backup", details={"policy": name})
+    repo = restic.make_repo(target, policy.repository)
+    env = {"RAGOPS_POLICY": name, "RAGOPS_HOST": target.name, "RAGOPS_SNAPSHOT_ID": ""}
+    hooks = policy.hooks
+    if repo.is_s3 and policy.repository.s3 is not None and not target.dry:
+        from .s3 import ensure_bucket
+
+        bucket = ensure_bucket(repo, create=policy.repository.s3.create_bucket)
+        result.details["bucket"] = {"bucket": bucket.bucket, "versioning": bucket.versioning, "created": bucket.created}
+    started = time.monotonic()
+    try:
+        run_hooks(target, hooks.before, env, hooks.timeout_s, what="before", strict=True)
+        summary = run_snapshot(target, policy, name, repo, result)
+        snapshot_id = summary.snapshot_id or ""
+        env["RAGOPS_SNAPSHOT_ID"] = snapshot_id
+        if not target.dry:
+            if restic.verify_present(target, repo, snapshot_id) is None:
+                raise StepError(f"{target.name}: snapshot {snapshot_id} is not listed in {repo.describe()} after backup")
+            if policy.secondary is not None:
+                second = restic.make_repo(target, policy.secondary, role="secondary")
+                restic.copy(target, repo, second, [snapshot_id])
+                if restic.verify_present(target, second, snapshot_id) is None:
+                    raise StepError(f"{target.name}: snapshot {snapshot_id} was copied but is not in {second.describe()}")
+                result.details["secondary"] = second.url
+        gone = restic.forget(target, repo, policy.retention, tags=make_tags(policy), host=target.name)
+        result.details["forget"] = {"keep": [s.short_id for s in gone.keep], "remove": [s.short_id for s in gone.remove]}
+        if target.dry:
+            for snap in gone.remove:
+                output.dry_command(target.name, f"forget snapshot {snap.short_id} ({snap.time[:19]})")
+        elif gone.remove:
+            restic.prune(target, repo)
+        run_hooks(target, hooks.after, env, hooks.timeout_s, what="after", strict=True)
+    except RagopsError as exc:
+        if not target.dry:
+            run_hooks(target, hooks.on_failure, {**env, "RAGOPS_ERROR": str(exc)[:500]}, hooks.timeout_s,
+                      what="on_failure", strict=False)
+        raise
+    result.details.update(snapshot_id=summary.snapshot_id, data_added=summary.data_added,
+                          files=summary.total_files_processed, bytes=summary.total_bytes_processed)
+    result.files = summary.total_files_processed
+    result.metrics += [("ragops_backup_bytes_added", {}, float(summary.data_added)),
+                       ("ragops_backup_snapshot_bytes", {}, float(summary.total_bytes_processed)),
+                       ("ragops_backup_files", {}, float(summary.total_files_processed))]
+    verb = "would back up" if target.dry else f"snapshot {summary.snapshot_id[:8] if summary.snapshot_id else '?'}:"
+    result.message = (f"{verb} {summary.total_files_processed} file(s), {format_bytes(summary.total_bytes_processed)}, "
+                      f"added {format_bytes(summary.data_added)} in {time.monotonic() - started:.1f}s; "
+                      f"forgot {len(gone.remove)}")
+    return result
+
+
+def run_backup_step(target: Target) -> StepResult:
+    """The `backup` step of maintain: the host's configured policy, or skipped without one."""
+    return run_backup(target)

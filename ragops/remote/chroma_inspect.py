@@ -1,0 +1,200 @@
+"""Inspect or verify a ChromaDB persistent dir (runs ON the host with a Python that has chromadb).
+
+Usage (script on stdin, run with the host's ``backup.chroma_python``)::
+
+    python3 - inspect DIR [--probes N] [--k K]
+    python3 - verify DIR MANIFEST_JSON [--min-overlap F] [--source NAME]
+
+``inspect`` prints per collection: name, id, count, dimension, metric, embedding model (if in
+the metadata), ids digest (sha256 of the sorted ids joined by newlines), the get() id count, and
+N probe queries made with STORED vectors (the ids with the smallest sha256(id)) with their top-k
+ids; plus sqlite ``pragma integrity_check``. Its ``checks`` are the copy validation: integrity ok,
+every collection opens, count == get() ids, probe results are stored ids, each probe finds itself.
+
+``verify`` re-inspects DIR using the probe ids recorded in MANIFEST_JSON (a ragops manifest, or
+just its chroma source record) and compares: collections, counts, ids digests, dimensions,
+metrics, top-k overlap >= --min-overlap, self-retrieval. Every check is printed with evidence.
+The last stdout line is always one JSON object with ``ok``.
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
+
+
+def check(name, ok, evidence):
+    return {"check": name, "ok": bool(ok), "evidence": evidence}
+
+
+def make_ids_digest(ids):
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def pick_probe_ids(ids, n):
+    return sorted(ids, key=lambda i: hashlib.sha256(i.encode()).hexdigest())[:n]
+
+
+def read_integrity(path):
+    db = sqlite3.connect("file:" + os.path.join(path, "chroma.sqlite3") + "?mode=ro", uri=True, timeout=30)
+    try:
+        rows = db.execute("pragma integrity_check").fetchall()
+    finally:
+        db.close()
+    return "; ".join(str(r[0]) for r in rows[:5])
+
+
+def read_metric(col):
+    conf = getattr(col, "configuration_json", None) or {}
+    space = ((conf.get("hnsw") or {}).get("space")) or ((conf.get("spann") or {}).get("space"))
+    return (col.metadata or {}).get("hnsw:space") or space or "l2"
+
+
+def read_model(col):
+    meta = col.metadata or {}
+    for key in MODEL_KEYS:
+        if meta.get(key):
+            return str(meta[key])
+    return None
+
+
+def run_probes(col, probe_ids, k):
+    if not probe_ids:
+        return []
+    got = col.get(ids=probe_ids, include=["embeddings"])
+    vectors = {i: [float(x) for x in e] for i, e in zip(got["ids"], got["embeddings"])}
+    present = [i for i in probe_ids if i in vectors]
+    res = col.query(query_embeddings=[vectors[i] for i in present], n_results=k, include=["distances"])
+    return [{"id": i, "top_k": list(ids), "distances": [round(float(d), 6) for d in dists]}
+            for i, ids, dists in zip(present, res["ids"], res["distances"])] + \
+        [{"id": i, "top_k": [], "distances": [], "missing": True} for i in probe_ids if i not in vectors]
+
+
+def inspect_collection(col, probes, k, probe_ids=None):
+    count = col.count()
+    ids = col.get(include=[])["ids"]
+    id_set = set(ids)
+    chosen = probe_ids if probe_ids is not None else pick_probe_ids(ids, probes)
+    results = run_probes(col, chosen, max(1, min(k, count))) if count else []
+    dimension = None
+    if ids:
+        one = col.get(ids=[ids[0]], include=["embeddings"])["embeddings"]
+        dimension = len(one[0]) if len(one) else None
+    record = {"name": col.name, "id": str(col.id), "count": count, "get_ids": len(ids), "dimension": dimension,
+              "metric": read_metric(col), "embedding_model": read_model(col), "ids_digest": make_ids_digest(ids),
+              "k": k, "probes": results}
+    strays = sorted({r for p in results for r in p["top_k"]} - id_set)
+    not_self = [p["id"] for p in results if p.get("missing") or not p["top_k"]
+                or (p["top_k"][0] != p["id"] and p["distances"][0] > 1e-6)]
+    record["checks"] = [
+        check(col.name + ": count == get() ids", count == len(ids), "count %d, get() %d ids" % (count, len(ids))),
+        check(col.name + ": probe results are stored ids", not strays,
+              "%d probe(s), unknown ids: %s" % (len(results), strays[:5])),
+        check(col.name + ": stored vectors find themselves first", not not_self,
+              "%d probe(s), failing: %s" % (len(results), not_self[:5])),
+    ]
+    return record
+
+
+def open_client(path):
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+
+
+def run_inspect(path, probes, k, probe_ids_by_name=None):
+    if not os.path.isfile(os.path.join(path, "chroma.sqlite3")):
+        return {"ok": False, "dir": path, "error": "no chroma.sqlite3 in " + path,
+                "checks": [check("chroma.sqlite3 exists", False, path)]}
+    integrity = read_integrity(path)  # before chromadb opens (and possibly touches) the files
+    out = {"dir": path, "integrity_check": integrity, "collections": [],
+           "checks": [check("sqlite integrity_check", integrity == "ok", integrity)]}
+    client = open_client(path)
+    for listed in sorted(client.list_collections(), key=lambda c: getattr(c, "name", str(c))):
+        name = getattr(listed, "name", listed)
+        try:
+            col = client.get_collection(name, embedding_function=None)
+            wanted = None if probe_ids_by_name is None else probe_ids_by_name.get(name, [])
+            record = inspect_collection(col, probes, k, wanted)
+        except Exception as exc:  # noqa: BLE001 - a broken copy raises anything; report it as evidence
+            record = {"name": name, "error": "%s: %s" % (type(exc).__name__, exc),
+                      "checks": [check(name + ": opens and answers", False, "%s: %s" % (type(exc).__name__, exc))]}
+        out["checks"] += record.pop("checks")
+        out["collections"].append(record)
+    out["ok"] = all(c["ok"] for c in out["checks"])
+    return out
+
+
+def find_chroma_record(doc, source=None):
+    if "collections" in doc:
+        return doc
+    for rec in doc.get("sources", []):
+        if rec.get("kind") == "chroma" and (source is None or rec.get("name") == source):
+            return rec
+    raise ValueError("manifest has no chroma source record" + (" named " + source if source else ""))
+
+
+def run_verify(path, manifest_path, min_overlap=0.9, source=None):
+    with open(manifest_path, encoding="utf-8") as fh:
+        expected = find_chroma_record(json.load(fh), source)
+    want = {c["name"]: c for c in expected["collections"]}
+    probe_ids = {n: [p["id"] for p in c.get("probes", [])] for n, c in want.items()}
+    k = max([c.get("k", 10) for c in want.values()] or [10])
+    got = run_inspect(path, 0, k, probe_ids)
+    checks = list(got["checks"])
+    have = {c["name"]: c for c in got.get("collections", [])}
+    checks.append(check("same collections", sorted(have) == sorted(want),
+                        "manifest %s, dir %s" % (sorted(want), sorted(have))))
+    for name, exp in sorted(want.items()):
+        cur = have.get(name)
+        if cur is None or "error" in cur:
+            continue
+        for field in ("count", "ids_digest", "dimension", "metric"):
+            checks.append(check("%s: %s matches" % (name, field), cur.get(field) == exp.get(field),
+                                "manifest %s, dir %s" % (exp.get(field), cur.get(field))))
+        old = {p["id"]: p["top_k"] for p in exp.get("probes", [])}
+        overlaps = []
+        for probe in cur.get("probes", []):
+            ref = old.get(probe["id"], [])
+            overlaps.append(len(set(ref) & set(probe["top_k"])) / max(1, len(ref)))
+        worst = min(overlaps) if overlaps else 1.0
+        checks.append(check("%s: probe top-k overlap >= %s" % (name, min_overlap), worst >= min_overlap,
+                            "%d probe(s), worst overlap %.2f" % (len(overlaps), worst)))
+    return {"ok": all(c["ok"] for c in checks), "dir": path, "checks": checks, "collections": got.get("collections", [])}
+
+
+def parse(argv):
+    pos, opts = [], {}
+    it = iter(argv)
+    for a in it:
+        if a.startswith("--"):
+            opts[a[2:]] = next(it)
+        else:
+            pos.append(a)
+    return pos, opts
+
+
+def main(argv):
+    pos, opts = parse(argv)
+    mode = pos[0] if pos else "inspect"
+    if mode == "inspect":
+        return run_inspect(os.path.abspath(pos[1]), int(opts.get("probes", 5)), int(opts.get("k", 10)))
+    if mode == "verify":
+        return run_verify(os.path.abspath(pos[1]), pos[2], float(opts.get("min-overlap", 0.9)), opts.get("source"))
+    return {"ok": False, "error": "unknown mode " + mode}
+
+
+if __name__ == "__main__":
+    try:
+        result = main(sys.argv[1:])
+    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
+        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    if result.get("checks"):
+        for c in result["checks"]:
+            sys.stderr.write("%s %s: %s\n" % ("PASS" if c["ok"] else "FAIL", c["check"], c["evidence"]))
+    print(json.dumps(result))

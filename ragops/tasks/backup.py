@@ -1,0 +1,147 @@
+"""backup tasks: backup (default), backup.init, backup.snapshots, backup.forget, backup.check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from invoke import task
+
+from .. import output
+from ..config import Host
+from ..report import OK, SKIPPED, StepResult
+from ..runner import Step
+from ..seam import Target
+from .common import execute, helps
+
+POLICY_HELP = "Backup policy name (a file in backup.policies_dir); default: the host's backup.policy."
+
+
+def _flags(*names: str) -> dict[str, str]:
+    return {**helps(*names), "policy": POLICY_HELP}
+
+
+def _plan(name: str, fn: Callable[[Target], StepResult]) -> Callable[[Host], list[Step]]:
+    def plan(host: Host) -> list[Step]:
+        return [Step(name, fn)]
+
+    return plan
+
+
+def _policy(target: Target, policy: str | None):  # noqa: ANN202 - (name, Policy) or (None, None)
+    from ..backup.policy import load_host_policy
+
+    chosen = policy or target.settings.backup.policy
+    loaded = load_host_policy(target.host, policy)
+    return (chosen, loaded) if loaded is not None else (None, None)
+
+
+def _skipped(step: str) -> StepResult:
+    return StepResult(step, SKIPPED, message="no backup policy configured (set backup.policy or pass --policy)")
+
+
+@task(default=True, help=_flags("host", "config", "dry", "json", "parallel"))
+def backup(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None):
+    """Snapshot Redis, Chroma and the configured paths into restic now, then apply retention."""
+    from ..backup.step import run_backup
+
+    execute(c, "backup", _plan("backup", lambda t: run_backup(t, policy)), host=host, config=config, dry=dry,
+            json_out=json_, parallel=int(parallel) if parallel else None)
+
+
+@task(help=_flags("host", "config", "dry", "json"))
+def init(c, host=None, config=None, policy=None, dry=False, json_=False):
+    """Create the policy's repository (and the secondary), idempotently; S3 buckets are created/checked first."""
+    from ..backup import restic
+
+    def run(target: Target) -> StepResult:
+        name, pol = _policy(target, policy)
+        if pol is None:
+            return _skipped("backup.init")
+        result = StepResult("backup.init", details={"policy": name})
+        made = []
+        for settings, role in ((pol.repository, "primary"), (pol.secondary, "secondary")):
+            if settings is None:
+                continue
+            repo = restic.make_repo(target, settings, role=role)
+            if repo.is_s3 and settings.s3 is not None and not target.dry:
+                from ..backup.s3 import ensure_bucket
+
+                bucket = ensure_bucket(repo, create=settings.s3.create_bucket)
+                output.info(target.name, bucket.message)
+                result.details[f"{role}_bucket_versioning"] = bucket.versioning
+            created = restic.init(target, repo)
+            made.append(f"{role} {repo.url}: {'created' if created else 'exists' if not target.dry else 'checked'}")
+        result.message = "; ".join(made)
+        return result
+
+    execute(c, "backup.init", _plan("backup.init", run), host=host, config=config, dry=dry, json_out=json_)
+
+
+@task(help=_flags("host", "config", "json"))
+def snapshots(c, host=None, config=None, policy=None, json_=False):
+    """List the host's snapshots with time, size, tags, and where each one exists (primary/secondary)."""
+    from ..backup import restic
+
+    def run(target: Target) -> StepResult:
+        name, pol = _policy(target, policy)
+        if pol is None:
+            return _skipped("backup.snapshots")
+        primary = restic.snapshots(target, restic.make_repo(target, pol.repository), host=target.name)
+        second = []
+        if pol.secondary is not None:
+            second = restic.snapshots(target, restic.make_repo(target, pol.secondary, role="secondary"), host=target.name)
+        rows = []
+        for snap in primary:
+            summary = snap.raw.get("summary") or {}
+            where = ["primary"] + (["secondary"] if any(s.matches(snap.id) for s in second) else [])
+            rows.append({"id": snap.short_id, "time": snap.time[:19], "tags": snap.tags, "paths": snap.paths,
+                         "bytes": summary.get("total_bytes_processed"), "files": summary.get("total_files_processed"),
+                         "in": where})
+            size = f"{rows[-1]['bytes']} B" if rows[-1]["bytes"] is not None else "size n/a (restic < 0.17)"
+            output.info(target.name, f"{snap.short_id} {snap.time[:19]} {size} tags={','.join(snap.tags)} in={'+'.join(where)}")
+        return StepResult("backup.snapshots", OK, message=f"{len(rows)} snapshot(s) ({name})",
+                          details={"policy": name, "snapshots": rows})
+
+    execute(c, "backup.snapshots", _plan("backup.snapshots", run), host=host, config=config, dry=False,
+            json_out=json_, lock=False)
+
+
+@task(help=_flags("host", "config", "dry", "json"))
+def forget(c, host=None, config=None, policy=None, dry=False, json_=False):
+    """Apply the policy's retention to this host's snapshots (--dry lists which would go); prune after."""
+    from ..backup import restic
+    from ..backup.step import make_tags
+
+    def run(target: Target) -> StepResult:
+        name, pol = _policy(target, policy)
+        if pol is None:
+            return _skipped("backup.forget")
+        repo = restic.make_repo(target, pol.repository)
+        res = restic.forget(target, repo, pol.retention, tags=make_tags(pol), host=target.name)
+        verb = "would forget" if res.dry else "forgot"
+        for snap in res.remove:
+            output.info(target.name, f"{verb} {snap.short_id} {snap.time[:19]}")
+        if res.remove and not res.dry:
+            restic.prune(target, repo)
+        return StepResult("backup.forget", OK, message=f"{verb} {len(res.remove)}, kept {len(res.keep)} ({name})",
+                          details={"remove": [s.short_id for s in res.remove], "keep": [s.short_id for s in res.keep]})
+
+    execute(c, "backup.forget", _plan("backup.forget", run), host=host, config=config, dry=dry, json_out=json_)
+
+
+@task(help={**_flags("host", "config", "json"), "read_data_subset": "Verify this part of the data too: 5%, 1/5 or 500M (default: the policy's check.read_data_subset)."})
+def check(c, host=None, config=None, policy=None, read_data_subset=None, json_=False):
+    """Verify the repository's structure and a subset of its data (restic check)."""
+    from ..backup import restic
+
+    def run(target: Target) -> StepResult:
+        name, pol = _policy(target, policy)
+        if pol is None:
+            return _skipped("backup.check")
+        subset = read_data_subset or pol.check.read_data_subset
+        restic.check(target, restic.make_repo(target, pol.repository), subset)
+        return StepResult("backup.check", OK, message=f"no errors (read-data-subset {subset or 'none'}, {name})",
+                          details={"read_data_subset": subset})
+
+    execute(c, "backup.check", _plan("backup.check", run), host=host, config=config, dry=False, json_out=json_)
+
