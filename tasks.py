@@ -5,6 +5,8 @@ from invoke import Collection
 from ragops.tasks import backup as backup_tasks
 from ragops.tasks import chroma as chroma_tasks
 from ragops.tasks import config_tasks, demo, maintain
+from ragops.tasks import docker as docker_tasks
+from ragops.tasks import release as release_tasks
 
 ns = Collection()
 ns.add_task(maintain.maintain)
@@ -13,5 +15,8 @@ ns.add_task(maintain.logrotate)
 ns.add_task(maintain.health)
 ns.add_collection(Collection.from_module(demo, name="demo"))
 ns.add_collection(Collection.from_module(config_tasks, name="config"))
+ns.add_collection(Collection.from_module(docker_tasks, name="docker"))
 ns.add_collection(Collection.from_module(backup_tasks, name="backup"))
 ns.add_collection(Collection.from_module(chroma_tasks, name="chroma"))
+ns.add_task(release_tasks.upgrade)
+ns.add_collection(Collection("release", release_tasks.release, release_tasks.rollback))

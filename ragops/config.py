@@ -117,6 +117,43 @@ class BackupSettings(Model):
     chroma_python: str = Field("python3", description="Python on the host that can import chromadb (validates live Chroma copies).")
 
 
+class DockerServiceSettings(Model):
+    name: str = Field(description="Compose service name (e.g. api).")
+    image: str | None = Field(None, description="Image template for `release --version V`, e.g. registry.local/rag-api:{version}; unset: release leaves the service alone.")
+    health_command: str | None = Field(None, description="Extra health gate run in each new replica with `docker exec` (e.g. wget -q -O /dev/null http://127.0.0.1:8080/health); exit 0 passes. Runs after the HEALTHCHECK is healthy.")
+
+
+class CannedQuery(Model):
+    path: str = Field(description="Path on the API (api.url + path), e.g. /query?q=refund+policy.")
+    expect_status: int = Field(200, ge=100, le=599, description="Expected HTTP status.")
+    expect_body: str | None = Field(None, description="Substring the response body must contain.")
+
+
+class ReleaseSettings(Model):
+    batch_size: int = Field(1, ge=1, description="Hosts released at once (a batch); the release stops after the first batch with a failure.")
+    record_dir: str = Field("release-records", description="Directory on the controller for the markdown + JSON release records.")
+    queries: list[CannedQuery] = Field(default_factory=list, description="Canned queries run against the live API after the upgrade (post-verification).")
+    check_document_counts: bool = Field(True, description="Post-verification fails when /status document counts differ from the preflight ones.")
+    rollback_released_hosts: bool = Field(False, description="When a batch fails, also roll back hosts of earlier, successful batches (from the history file).")
+
+
+class DockerSettings(Model):
+    docker_host: str | None = Field(None, description="DOCKER_HOST for the docker CLI on the host (e.g. unix:///run/docker.sock); unset: the CLI's default.")
+    docker_config: str | None = Field(None, description="DOCKER_CONFIG directory on the host (its cli-plugins/ holds docker-compose); unset: ~/.docker.")
+    cli: str = Field("docker", description="The docker CLI on the host.")
+    compose_file: str | None = Field(None, description="The Compose file of the RAG stack on the host (upgrade, release, audit-logs).")
+    compose_project: str | None = Field(None, description="Compose project name (default: the `name:` in the file, else its directory name).")
+    override_file: str | None = Field(None, description="Compose override ragops writes to pin service images (default compose.ragops.yaml next to compose_file).")
+    prune_until: str = Field("168h", pattern=r"^([0-9]+[dhms])+$", description="docker.prune and maintain's docker step: only unused images / build cache older than this (e.g. 168h, 7d, 90m).")
+    protected_volumes: list[str] = Field(default_factory=lambda: ["*chroma*", "*redis*"], description="Volume name globs never pruned (matched against the volume name and its Compose name). Default: the Chroma and Redis data volumes.")
+    protected_label: str = Field("ragops.protected=true", pattern=r"^[^=]+=.*$", description="Containers, images, volumes and networks carrying this label (key=value) are never pruned.")
+    services: list[DockerServiceSettings] = Field(default_factory=list, description="Compose services upgraded by `release`, in this order.")
+    health_timeout_s: float = Field(120.0, gt=0, description="How long a new replica may take to become healthy.")
+    stop_timeout_s: int = Field(10, ge=0, description="Grace period when stopping an old replica (docker stop -t).")
+    history_file: str = Field("/var/lib/ragops/docker-history.jsonl", description="JSON-lines history of upgrades on the host, read by release.rollback.")
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings, description="The release runbook.")
+
+
 class HostSettings(Model):
     """What to maintain on a host; `defaults:` sets these for every host, a host entry overrides them."""
 
@@ -137,6 +174,7 @@ class HostSettings(Model):
     continue_on_error: list[str] = Field(default_factory=list, description="Steps whose failure does not stop the host's maintain run.")
     pings: PingSettings = Field(default_factory=PingSettings, description="Start/success/failure pings per run.")
     backup: BackupSettings = Field(default_factory=BackupSettings, description="Backups of this host: which policy, where to stage, which restic.")
+    docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker: pruning, log audit, Compose upgrades and releases.")
 
 
 class HostEntry(HostSettings):
