@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Kubernetes test prerequisites (run as root by scripts/setup.sh; idempotent, fast when present).
+#
+# No package ships kube-apiserver, so it is built ONCE PER MACHINE from Debian bookworm's `kubernetes`
+# source package (1.20.2, full vendor tree) into a machine cache ($RAGOPS_KUBE_DIR, default
+# /var/cache/ragops/kube-1.20):
+#
+#   bin/kube-apiserver, bin/kube-controller-manager   built here (~11 min on 2 cores, 2.8 GB disk)
+#   bin/etcd, bin/etcdctl                               Debian `etcd-server`/`etcd-client` 3.4
+#   bin/kubectl                                         Debian `kubernetes-client` 1.20 (its kubectl
+#                                                       can `create job --from=cronjob/x` on a 1.20
+#                                                       server, kubectl >= 1.2x cannot)
+#   .complete                                           written last; its presence means "done"
+#
+# Everything is fetched with `apt-get download` / `apt-get source --download-only` against a private
+# sources list and private apt state/cache dirs under a temp dir, then unpacked with `dpkg-deb -x` /
+# `dpkg-source -x`: nothing in /etc is touched and no daemon is installed or started.
+# The build uses Debian's golang-1.19 (unpacked, not installed), GOPROXY=off, and replaces
+# vendor/github.com/modern-go/reflect2 with Debian's reflect2 1.0.2 (the vendored copy crashes the
+# apiserver on the first custom resource under go 1.19).
+#
+# Long: run it in the background while doing something else, e.g.
+#   nohup bash scripts/setup.d/50-kube.sh > /tmp/kube-build.log 2>&1 &
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+APT=(apt-get -o DPkg::Lock::Timeout=300 -q)
+KUBE_DIR="${RAGOPS_KUBE_DIR:-/var/cache/ragops/kube-1.20}"
+SUITE="${RAGOPS_KUBE_SUITE:-bookworm}"
+GO_PKGS=(golang-1.19-go golang-1.19-src golang-github-modern-go-reflect2-dev)
+BIN_PKGS=(etcd-server etcd-client kubernetes-client)
+
+log() { echo "[50-kube] $(date +%H:%M:%S) $*"; }
+
+if [ -f "$KUBE_DIR/.complete" ] && [ -x "$KUBE_DIR/bin/kube-apiserver" ] \
+    && [ -x "$KUBE_DIR/bin/kube-controller-manager" ] && [ -x "$KUBE_DIR/bin/etcd" ] \
+    && [ -x "$KUBE_DIR/bin/kubectl" ]; then
+    log "kube 1.20 binaries present in $KUBE_DIR/bin"
+    exit 0
+fi
+
+# build tools (make, rsync) from the ordinary bookworm archive
+missing=()
+for pkg in make rsync dpkg-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    "${APT[@]}" update
+    "${APT[@]}" install -y --no-install-recommends "${missing[@]}"
+fi
+
+LOCK="$(dirname "$KUBE_DIR")/.kube-build.lock"
+mkdir -p "$(dirname "$KUBE_DIR")"
+exec 9>"$LOCK"
+if ! flock -n 9; then
+    log "another build holds $LOCK; waiting for it"
+    flock 9
+    if [ -f "$KUBE_DIR/.complete" ]; then log "built by the other run"; exit 0; fi
+fi
+
+TMP="$(mktemp -d "${RAGOPS_KUBE_TMP:-/var/tmp}/ragops-kube-XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$TMP/lists/partial" "$TMP/cache/archives/partial" "$TMP/debs" "$TMP/src" "$TMP/root"
+cat >"$TMP/sources.list" <<EOF
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main
+EOF
+APT_OPTS=(
+    -o "Dir::Etc::SourceList=$TMP/sources.list"
+    -o "Dir::Etc::SourceParts=-"
+    -o "Dir::State::Lists=$TMP/lists"
+    -o "Dir::Cache=$TMP/cache"
+    -o "Dir::Cache::pkgcache="
+    -o "Dir::Cache::srcpkgcache="
+    -o "APT::Get::List-Cleanup=0"
+    -o "APT::Sandbox::User=root"
+)
+
+log "private apt update ($SUITE main, deb + deb-src)"
+"${APT[@]}" "${APT_OPTS[@]}" update >"$TMP/update.log" 2>&1 || { cat "$TMP/update.log"; exit 1; }
+
+log "downloading ${GO_PKGS[*]} ${BIN_PKGS[*]}"
+(cd "$TMP/debs" && "${APT[@]}" "${APT_OPTS[@]}" download "${GO_PKGS[@]}" "${BIN_PKGS[@]}")
+for deb in "$TMP"/debs/*.deb; do
+    dpkg-deb -x "$deb" "$TMP/root"
+    echo "$(dpkg-deb -f "$deb" Package)=$(dpkg-deb -f "$deb" Version)" >>"$TMP/versions"
+done
+
+log "downloading the kubernetes source package"
+(cd "$TMP/src" && "${APT[@]}" "${APT_OPTS[@]}" source --download-only kubernetes)
+dsc="$(ls "$TMP"/src/kubernetes_*.dsc | head -n1)"
+echo "kubernetes-source=$(basename "$dsc" .dsc)" >>"$TMP/versions"
+(cd "$TMP/src" && dpkg-source --no-check -x "$dsc" kubernetes >/dev/null)
+K="$TMP/src/kubernetes"
+
+log "replacing vendor/github.com/modern-go/reflect2 with Debian's reflect2 1.0.2"
+R2="$TMP/root/usr/share/gocode/src/github.com/modern-go/reflect2"
+[ -d "$R2" ] || { log "ERROR: reflect2 sources not found at $R2"; exit 1; }
+rm -rf "$K/vendor/github.com/modern-go/reflect2"
+cp -r "$R2" "$K/vendor/github.com/modern-go/reflect2"
+# vendor/modules.txt and go.mod (require + replace) must name the version that is now vendored
+sed -i -E 's#(github.com/modern-go/reflect2) v[0-9][^ ]*#\1 v1.0.2#g' "$K/vendor/modules.txt" "$K/go.mod"
+# go.sum is not consulted with -mod=vendor, but keep it consistent
+sed -i '/github.com\/modern-go\/reflect2 /d' "$K/go.sum"
+
+GOROOT_DIR="$TMP/root/usr/lib/go-1.19"
+[ -x "$GOROOT_DIR/bin/go" ] || { log "ERROR: go 1.19 not found at $GOROOT_DIR"; exit 1; }
+log "building kube-apiserver + kube-controller-manager with $("$GOROOT_DIR/bin/go" version)"
+(
+    cd "$K"
+    export GOROOT="$GOROOT_DIR" PATH="$GOROOT_DIR/bin:$PATH"
+    export GOPROXY=off GOFLAGS=-mod=vendor GOTOOLCHAIN=local CGO_ENABLED=0
+    export GOCACHE="$TMP/gocache" GOPATH="$TMP/gopath" HOME="$TMP"
+    export KUBE_GIT_VERSION="v1.20.2" KUBE_GIT_TREE_STATE=clean
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+) >"$TMP/build.log" 2>&1 || { tail -n 60 "$TMP/build.log"; log "ERROR: build failed"; exit 1; }
+
+out="$(find "$K/_output" -type f -name kube-apiserver -perm -u+x | head -n1)"
+[ -n "$out" ] || { tail -n 40 "$TMP/build.log"; log "ERROR: no kube-apiserver produced"; exit 1; }
+
+STAGE="$KUBE_DIR.tmp"
+rm -rf "$STAGE" && mkdir -p "$STAGE/bin"
+cp "$out" "$(dirname "$out")/kube-controller-manager" "$STAGE/bin/"
+cp "$TMP/root/usr/bin/etcd" "$TMP/root/usr/bin/etcdctl" "$STAGE/bin/" 2>/dev/null \
+    || cp "$(find "$TMP/root" -type f -name etcd | head -n1)" "$STAGE/bin/etcd"
+cp "$TMP/root/usr/bin/kubectl" "$STAGE/bin/kubectl"
+"$STAGE/bin/kube-apiserver" --version
+"$STAGE/bin/etcd" --version | head -n1
+"$STAGE/bin/kubectl" version --client 2>/dev/null | head -n1 || true
+cp "$TMP/versions" "$STAGE/.complete"
+rm -rf "$KUBE_DIR" && mv "$STAGE" "$KUBE_DIR"
+log "done: $KUBE_DIR/bin ($(tr '\n' ' ' <"$KUBE_DIR/.complete"))"
