@@ -8,12 +8,15 @@ from ragops.tasks import config_tasks, demo, maintain
 from ragops.tasks import docker as docker_tasks
 from ragops.tasks import k8s as k8s_tasks
 from ragops.tasks import release as release_tasks
+from ragops.tasks import restore as restore_tasks
 
 ns = Collection()
 ns.add_task(maintain.maintain)
 ns.add_task(maintain.cleanup)
 ns.add_task(maintain.logrotate)
 ns.add_task(maintain.health)
+ns.add_task(restore_tasks.restore_test)
+ns.add_task(restore_tasks.restore)
 ns.add_collection(Collection.from_module(demo, name="demo"))
 ns.add_collection(Collection.from_module(config_tasks, name="config"))
 ns.add_collection(Collection.from_module(docker_tasks, name="docker"))

@@ -1,0 +1,107 @@
+"""Restore-test helpers for a ChromaDB persistent dir (runs ON the host, script on stdin).
+
+Usage::
+
+    python3 - schema DIR                       # stdlib only: read chroma.sqlite3 READ-ONLY
+    python3 - selfcheck DIR [--sample N]       # needs chromadb (the host's backup.chroma_python)
+
+``schema`` lists each collection's name, id, dimension, metric and embedding model straight from
+sqlite opened with ``mode=ro`` (it never opens the store with ChromaDB, so it is safe on a live dir).
+
+``selfcheck`` is the self-retrieval probe: per collection, N stored vectors (the ids with the
+smallest sha256("self:" + id), a different sample than the manifest's probes) are queried with
+their own embedding; each must come back first (or at distance 0, for duplicate vectors). A
+damaged HNSW index that still has the right counts and ids fails here.
+The last stdout line is always one JSON object with ``ok``.
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
+
+
+def check(name, ok, evidence):
+    return {"check": name, "ok": bool(ok), "evidence": evidence}
+
+
+def find_space(config_text, schema_text):
+    for text, path in ((config_text, ("hnsw", "space")), (config_text, ("spann", "space")),
+                       (schema_text, ("keys", "#embedding", "float_list", "vector_index", "config", "space"))):
+        try:
+            node = json.loads(text or "{}")
+            for key in path:
+                node = node[key]
+            if isinstance(node, str):
+                return node
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def run_schema(path):
+    db = sqlite3.connect("file:" + os.path.join(path, "chroma.sqlite3") + "?mode=ro", uri=True, timeout=30)
+    try:
+        cols = [r[1] for r in db.execute("pragma table_info(collections)")]
+        extra = ", ".join(c if c in cols else "NULL" for c in ("config_json_str", "schema_str"))
+        rows = db.execute("select id, name, dimension, %s from collections order by name" % extra).fetchall()
+        out = []
+        for cid, name, dim, config_text, schema_text in rows:
+            meta = dict(db.execute("select key, coalesce(str_value, int_value, float_value) from collection_metadata "
+                                   "where collection_id = ?", (cid,)).fetchall())
+            model = next((str(meta[k]) for k in MODEL_KEYS if meta.get(k)), None)
+            out.append({"name": name, "id": cid, "dimension": dim, "embedding_model": model,
+                        "metric": meta.get("hnsw:space") or find_space(config_text, schema_text) or "l2"})
+    finally:
+        db.close()
+    return {"ok": True, "dir": path, "collections": out}
+
+
+def run_selfcheck(path, sample):
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    checks, figures = [], {}
+    for listed in sorted(client.list_collections(), key=lambda c: getattr(c, "name", str(c))):
+        name = getattr(listed, "name", listed)
+        try:
+            col = client.get_collection(name, embedding_function=None)
+            ids = col.get(include=[])["ids"]
+            chosen = sorted(ids, key=lambda i: hashlib.sha256(("self:" + i).encode()).hexdigest())[:sample]
+            got = col.get(ids=chosen, include=["embeddings"]) if chosen else {"ids": [], "embeddings": []}
+            res = col.query(query_embeddings=[list(map(float, e)) for e in got["embeddings"]], n_results=1,
+                            include=["distances"]) if chosen else {"ids": [], "distances": []}
+            bad = [i for i, top, dist in zip(got["ids"], res["ids"], res["distances"])
+                   if not top or (top[0] != i and float(dist[0]) > 1e-6)]
+            figures[name] = {"sampled": len(chosen), "failed": len(bad)}
+            checks.append(check(name + ": self-retrieval", not bad and len(got["ids"]) == len(chosen),
+                                "%d of %d sampled stored vectors return themselves first; failing: %s"
+                                % (len(chosen) - len(bad), len(chosen), bad[:5])))
+        except Exception as exc:  # noqa: BLE001 - a damaged index raises anything: it is the evidence
+            checks.append(check(name + ": self-retrieval", False, "%s: %s" % (type(exc).__name__, str(exc)[:300])))
+    return {"ok": all(c["ok"] for c in checks), "dir": path, "checks": checks, "figures": figures}
+
+
+def main(argv):
+    mode, path = argv[0], os.path.abspath(argv[1])
+    if not os.path.isfile(os.path.join(path, "chroma.sqlite3")):
+        return {"ok": False, "error": "no chroma.sqlite3 in " + path}
+    if mode == "schema":
+        return run_schema(path)
+    if mode == "selfcheck":
+        sample = int(argv[argv.index("--sample") + 1]) if "--sample" in argv else 50
+        return run_selfcheck(path, sample)
+    return {"ok": False, "error": "unknown mode " + mode}
+
+
+if __name__ == "__main__":
+    try:
+        result = main(sys.argv[1:])
+    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
+        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    print(json.dumps(result))

@@ -1,0 +1,123 @@
+"""A real restore: a snapshot into a target dir on the host, then the exact steps to bring Redis and
+Chroma back on the restored data (printed, not run: switching production data is the operator's call).
+
+Refuses: a non-empty target (unless --force), a target that is, holds or sits inside a live data
+path, and a snapshot whose collections differ from the live ones in dimension, metric or embedding
+model (the running application could not use them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .. import output
+from ..backup import restic
+from ..backup.repository import run_restic
+from ..errors import SafetyError, StepError, VerifyError
+from ..report import OK, StepResult
+from ..runner import Step
+from ..seam import Target, quote
+from . import plan, verify
+from .compare import compare_compat
+from .run import load_policy, resolve_snapshot
+
+
+@dataclass
+class RestoreOptions:
+    target_dir: str
+    snapshot: str = "latest"
+    force: bool = False
+    policy: str | None = None
+
+
+def check_target_dir(target_dir: str, live_paths: list[str]) -> str:
+    path = os.path.normpath(target_dir)
+    if not os.path.isabs(target_dir) or path == "/" or ".." in target_dir.split("/"):
+        raise SafetyError(f"--target {target_dir!r}: must be an absolute directory, not '/', without '..'")
+    for live in live_paths:
+        if plan.is_inside(path, live) or plan.is_inside(live, path):
+            raise SafetyError(f"--target {path} overlaps the live data path {live}: restore elsewhere, "
+                              "then follow the printed steps to switch over")
+    return path
+
+
+def make_bringup_steps(doc: dict[str, Any], target_dir: str, settings: Any) -> list[str]:
+    """The operator's steps to serve from the restored data, with every path filled in."""
+    steps = []
+    for rec in doc.get("sources", []):
+        restored = target_dir + rec["path"] if rec.get("path") else None
+        if rec.get("kind") == "redis" and restored:
+            r = settings.redis
+            if rec.get("method") == "aof":
+                src = f"{restored}  (an AOF dir: copy it as <redis dir>/{rec.get('aof_dir')}, appendonly yes)"
+            else:
+                src = f"{restored}  (RDB, {rec.get('keys', '?')} keys)"
+            steps += [f"Redis: restored dump: {src}",
+                      f"Redis: DIR=$(redis-cli -h {r.host} -p {r.port} CONFIG GET dir | tail -1); "
+                      f"FILE=$(redis-cli -h {r.host} -p {r.port} CONFIG GET dbfilename | tail -1)",
+                      "Redis: stop the server (systemctl stop redis-server / docker compose stop redis) — NOT SHUTDOWN SAVE",
+                      f"Redis: mv \"$DIR/$FILE\" \"$DIR/$FILE.before-restore\" && cp {quote(restored)} \"$DIR/$FILE\" "
+                      "&& chown redis:redis \"$DIR/$FILE\"",
+                      "Redis: start the server, then check: redis-cli INFO keyspace (expect the manifest's "
+                      f"counts {rec.get('db_keys')})"]
+        elif rec.get("kind") == "chroma" and restored:
+            live = rec.get("data_dir") or settings.chroma.data_dir or "<chroma data dir>"
+            steps += [f"Chroma: restored persistent dir: {restored}",
+                      "Chroma: stop the RAG API / Chroma server (the writer) so nothing holds the store",
+                      f"Chroma: mv {quote(live)} {quote(live + '.before-restore')} && cp -a {quote(restored)} {quote(live)}",
+                      "Chroma: start the API again; collections: "
+                      + ", ".join(f"{c['name']} ({c.get('count')} x {c.get('dimension')}-d {c.get('metric')})"
+                                  for c in rec.get("collections", []))]
+        elif rec.get("kind") == "paths":
+            for entry in rec.get("entries", []):
+                steps.append(f"Files: review, then copy back: rsync -a {quote(target_dir + entry['path'])} {quote(entry['path'])}")
+    steps.append("Then: invoke health --host <host>; and invoke restore-test --host <host> after the next backup")
+    return steps
+
+
+def run_read_manifest(target: Target, repo: restic.Repo, snap: restic.Snapshot) -> dict[str, Any]:
+    staging = plan.find_staging_path(snap.paths)
+    if staging is None:
+        raise VerifyError(f"snapshot {snap.short_id} holds no ragops staging dir (paths {snap.paths[:3]}): not a ragops backup")
+    res = run_restic(target, repo, ["dump", snap.id, f"{staging}/{plan.MANIFEST_NAME}"], json=False, what="dump manifest")
+    try:
+        doc: dict[str, Any] = json.loads(res.stdout)
+    except ValueError:
+        raise VerifyError(f"snapshot {snap.short_id}: {plan.MANIFEST_NAME} is not valid JSON") from None
+    return doc
+
+
+def run_restore(target: Target, options: RestoreOptions) -> StepResult:
+    policy = load_policy(target.host, options.policy)
+    repo = restic.make_repo(target, policy.repository)
+    snap = resolve_snapshot(target, repo, policy, target.name, options.snapshot)
+    doc = run_read_manifest(target, repo, snap)
+    dest = check_target_dir(options.target_dir, plan.collect_live_paths([target.settings], policy, doc))
+    chroma = next((r for r in doc.get("sources", []) if r.get("kind") == "chroma"), None)
+    live = verify.run_live_schema(target, policy.sources.chroma.data_dir or target.settings.chroma.data_dir) if chroma else None
+    problems = compare_compat(chroma or {}, live or [])
+    if problems:
+        raise VerifyError(f"{target.name}: refusing to restore snapshot {snap.short_id} over the live Chroma store: "
+                          + "; ".join(problems) + " — the running application could not query it")
+    listing = target.run(f"[ -d {quote(dest)} ] && ls -A {quote(dest)} | head -3")
+    if listing.ok and listing.stdout.strip() and not options.force:
+        raise SafetyError(f"{target.name}: --target {dest} is not empty ({', '.join(listing.stdout.split())}...): "
+                          "choose an empty dir or pass --force")
+    res = target.run(f"mkdir -p -m 0700 {quote(dest)}", write=True)
+    if not res.ok and not res.dry:
+        raise StepError(f"{target.name}: cannot create {dest}: {res.stderr.strip()[-200:]}")
+    restic.restore(target, repo, snap.id, dest)
+    steps = make_bringup_steps(doc, dest, target.settings)
+    verb = "would restore" if target.dry else "restored"
+    output.info(target.name, f"{verb} snapshot {snap.short_id} ({snap.time[:19]}) into {dest}; to serve from it:")
+    for i, step in enumerate(steps, 1):
+        output.info(target.name, f"  {i}. {step}")
+    return StepResult("restore", OK, message=f"{verb} snapshot {snap.short_id} into {dest}",
+                      details={"snapshot": snap.id, "target": dest, "steps": steps, "compatible": True})
+
+
+def make_restore_step(options: RestoreOptions) -> Step:
+    return Step("restore", lambda target: run_restore(target, options))

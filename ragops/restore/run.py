@@ -1,0 +1,219 @@
+"""The restore-test step: restore a snapshot into a scratch dir, start Redis on it, verify everything
+against the manifest, measure the phases (restore, start, verify = the RTO), record the outcome.
+
+Runs on the execution host (``--on H2``, else the source host itself); the policy, live paths and
+verified-state record belong to the source host. The scratch dir and the throwaway redis-server
+are removed in ``finally`` (unless ``--keep``); live data paths are never written (asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import output
+from ..backup import restic
+from ..backup.errors import ResticError
+from ..backup.manifest import validate_manifest
+from ..backup.policy import Policy, load_host_policy
+from ..config import Host
+from ..errors import ConfigError, RagopsError, VerifyError
+from ..report import FAILED, OK, StepResult, format_bytes
+from ..runner import Step
+from ..seam import Target, quote
+from . import plan, record, verify
+from .compare import Check, summarize
+
+STEP = "restore-verify"
+_LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
+
+
+@dataclass
+class Options:
+    snapshot: str = "latest"
+    keep: bool = False
+    scratch_dir: str | None = None
+    policy: str | None = None
+    min_overlap: float = 1.0  # probe top-k overlap; exact by default (same index)
+    selfcheck: int = 50  # stored vectors per collection in the self-retrieval probe (0: off)
+    read_data_subset: str | None = field(default="policy")  # "policy": the policy's check.read_data_subset
+
+
+def load_policy(source: Host, name: str | None) -> Policy:
+    policy = load_host_policy(source, name)
+    if policy is None:
+        raise ConfigError(f"{source.name}: no backup policy configured (set backup.policy or pass --policy)")
+    return policy
+
+
+def resolve_snapshot(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str) -> restic.Snapshot:
+    """`latest` of the source host (policy tags), or the one snapshot whose id starts with ``wanted``."""
+    if wanted == "latest":
+        snaps = restic.snapshots(target, repo, tags=list(dict.fromkeys([*policy.tags, "ragops"])), host=source)
+        if not snaps:
+            raise VerifyError(f"{source}: no snapshot of this host in {repo.describe()}: run `invoke backup --host {source}` first")
+        return snaps[-1]
+    snaps = [s for s in restic.snapshots(target, repo) if s.matches(wanted)]
+    if len(snaps) != 1:
+        what = "no snapshot" if not snaps else f"{len(snaps)} snapshots ({', '.join(s.short_id for s in snaps[:5])})"
+        raise VerifyError(f"{source}: {what} with id {wanted!r} in {repo.describe()}; "
+                          f"`invoke backup.snapshots --host {source}` lists them")
+    return snaps[0]
+
+
+def read_manifest(target: Target, layout: plan.Layout, snap: restic.Snapshot) -> tuple[dict[str, Any] | None, Check]:
+    staging = plan.find_staging_path(snap.paths)
+    if staging is None:
+        return None, Check("manifest", False, f"snapshot {snap.short_id} has no ragops staging dir among {snap.paths[:3]}")
+    path = f"{layout.restored(staging)}/{plan.MANIFEST_NAME}"
+    text = target.read_text(path)
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        doc = None
+    problems = validate_manifest(doc) if doc is not None else [f"{path}: missing or not JSON"]
+    if problems:
+        return None, Check("manifest", False, "; ".join(problems[:5]))
+    assert doc is not None
+    return doc, Check("manifest", True, f"{path}: written {doc['created']} by ragops {doc['tool_version']}, "
+                      f"{len(doc['files'])} staged file(s), sources {[r.get('kind') for r in doc['sources']]}")
+
+
+def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], manifest_path: str, policy: Policy,
+                     options: Options, port: int | None, live_target: Target) -> list[Check]:
+    checks = [verify.run_files_check(target, layout, doc)]
+    for rec in doc["sources"]:
+        if rec.get("kind") == "redis" and rec.get("path"):
+            checks += verify.run_redis_checks(target, layout, rec, port, policy.sources.redis.check_rdb)
+        elif rec.get("kind") == "chroma" and rec.get("path"):
+            checks += verify.run_chroma_checks(target, target.settings.backup.chroma_python, layout, rec, manifest_path,
+                                               min_overlap=options.min_overlap, selfcheck=options.selfcheck)
+            live_dir = policy.sources.chroma.data_dir or live_target.settings.chroma.data_dir
+            compat = verify.run_compat_check(live_target, rec, live_dir)
+            checks += [compat] if compat else []
+    return checks
+
+
+def run_phases(target: Target, source: Host, live_target: Target, policy: Policy, repo: restic.Repo,
+               snap: restic.Snapshot, layout: plan.Layout, options: Options, phases: dict[str, float]) -> list[Check]:
+    checks = [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}")]
+    port = None
+    created = False
+    try:
+        target.run(plan.make_create_command(layout), check=True)
+        created = True
+        t0 = time.monotonic()
+        try:
+            restic.restore(target, repo, snap.id, layout.restore_dir)
+            size = target.run(f"du -sb {quote(layout.restore_dir)} | cut -f1").stdout.strip()
+            checks.append(Check("restore", True, f"restic restore {snap.short_id} into {layout.restore_dir}: "
+                                f"{format_bytes(int(size or 0))}", {"bytes": int(size or 0)}))
+            doc, manifest_check = read_manifest(target, layout, snap)
+            checks.append(manifest_check)
+        except ResticError as exc:
+            checks.append(Check("restore", False, str(exc)[-600:]))
+            doc = None
+        phases["restore"] = time.monotonic() - t0
+        if doc is not None:
+            plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy, doc))
+            t1 = time.monotonic()
+            redis_rec = next((r for r in doc["sources"] if r.get("kind") == "redis" and r.get("path")), None)
+            if redis_rec is not None:
+                port, loaded = verify.run_redis_start(target, layout, redis_rec)
+                checks.append(loaded)
+            phases["start"] = time.monotonic() - t1
+            t2 = time.monotonic()
+            manifest_path = f"{layout.restored(doc['staging_dir'])}/{plan.MANIFEST_NAME}"
+            checks += run_verify_phase(target, layout, doc, manifest_path, policy, options, port, live_target)
+        else:
+            t2 = time.monotonic()
+        subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
+        checks.append(verify.run_repository_check(target, repo, subset))
+        phases["verify"] = time.monotonic() - t2
+    finally:
+        if created:
+            verify.run_redis_stop(target, layout)
+            if options.keep:
+                output.info(target.name, f"--keep: scratch dir kept for inspection: {layout.root}")
+            else:
+                target.run(plan.make_remove_command(layout))
+    return checks
+
+
+def make_metrics(ok: bool, rto: float, phases: dict[str, float], verified: float, budget: float | None,
+                 previous_success: float | None, source: str) -> list[tuple[str, dict[str, str], float]]:
+    labels = {"source": source}
+    metrics = [("ragops_restore_test_rto_seconds", labels, round(rto, 3))]
+    metrics += [("ragops_restore_test_rto_seconds", {**labels, "phase": k}, round(v, 3)) for k, v in phases.items()]
+    metrics.append(("ragops_restore_test_verified_bytes", labels, verified))
+    metrics.append(("ragops_restore_test_success", labels, 1.0 if ok else 0.0))
+    if budget:
+        metrics.append(("ragops_restore_test_rto_budget_seconds", labels, budget))
+    last = time.time() if ok else previous_success
+    if last is not None:
+        metrics.append(("ragops_restore_test_last_success_timestamp_seconds", labels, round(last, 3)))
+    return metrics
+
+
+def read_previous_success(target: Target) -> float | None:
+    if not target.settings.metrics_dir:
+        return None
+    text = target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom")
+    match = _LAST.search(text or "")
+    return float(match.group(1)) if match else None
+
+
+def run_restore_test(target: Target, source: Host, options: Options) -> StepResult:
+    live_target = target if source.name == target.name else Target(host=source, dry=target.dry,
+                                                                     ssh_config_file=target.ssh_config_file)
+    policy = load_policy(source, options.policy)
+    repo = restic.make_repo(target, policy.repository)
+    layout = plan.make_layout(plan.make_scratch_base(target.settings.backup.staging_dir, options.scratch_dir))
+    plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy))
+    snap = resolve_snapshot(target, repo, policy, source.name, options.snapshot)
+    phases: dict[str, float] = {}
+    checks = run_phases(target, source, live_target, policy, repo, snap, layout, options, phases)
+    rto = sum(phases.values())
+    budget = policy.restore_test.rto_budget_s
+    if budget:
+        checks.append(Check("rto within budget", rto <= budget, f"RTO {rto:.1f}s, budget {budget:.0f}s", {"rto_s": rto}))
+    ok, message = summarize(checks)
+    for c in checks:
+        (output.info if c.ok else output.error)(target.name, f"{'PASS' if c.ok else 'FAIL'} {c.check}: {c.evidence}")
+    verified = float(sum(c.figures.get("verified_bytes", 0) for c in checks))
+    failed = [c.check for c in checks if not c.ok]
+    try:
+        record.run_add_record(live_target, record.make_record(
+            snapshot_id=snap.id, repository=repo.url, host=source.name, verified_on=target.name, ok=ok, rto_s=rto,
+            phases=phases, failed_checks=failed))
+    except RagopsError as exc:
+        output.warn(target.name, f"verified-state not recorded on {source.name}: {exc}")
+    result = StepResult(STEP, OK if ok else FAILED, message=f"snapshot {snap.short_id}: {message}; RTO {rto:.1f}s ("
+                        + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")")
+    result.details = {"snapshot": snap.id, "snapshot_time": snap.time, "source": source.name, "verified_on": target.name,
+                      "repository": repo.url, "ok": ok, "rto_s": round(rto, 3),
+                      "phases": {k: round(v, 3) for k, v in phases.items()}, "verified_bytes": verified,
+                      "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
+                      "verify_failed": not ok}
+    result.metrics = make_metrics(ok, rto, phases, verified, budget, read_previous_success(target), source.name)
+    return result
+
+
+def make_restore_test_step(source: Host, options: Options) -> Step:
+    def run(target: Target) -> StepResult:
+        try:
+            return run_restore_test(target, source, options)
+        except RagopsError as exc:  # no policy, no snapshot, unsafe scratch dir: failed, metrics kept
+            verify_failed = isinstance(exc, VerifyError)
+            previous = read_previous_success(target)
+            metrics = [("ragops_restore_test_success", {"source": source.name}, 0.0)]
+            if previous is not None:
+                metrics.append(("ragops_restore_test_last_success_timestamp_seconds", {"source": source.name}, previous))
+            checks = [Check("snapshot" if verify_failed else "setup", False, str(exc)).to_dict()]
+            return StepResult(STEP, FAILED, message=str(exc), metrics=metrics,
+                              details={"verify_failed": verify_failed, "source": source.name, "checks": checks})
+
+    return Step(STEP, run)

@@ -1,0 +1,149 @@
+"""The restore-test checks, executed on the host through the seam. Each returns Checks with evidence.
+
+- files: sha256 of every restored staged file against the manifest (part B's hash script);
+- redis: a throwaway ``redis-server`` on a free loopback port, in the scratch dir, loading a hard
+  link (or copy) of the restored dump and saving nothing; ``redis-check-rdb``; per-db counts and the
+  sample digest via ``ragops/remote/redis_probe.py``; stopped by :func:`run_redis_stop` (always);
+- chroma: ``ragops/remote/chroma_inspect.py verify`` in a separate process (integrity, collections,
+  counts, ids digests, dimension, metric, probe top-k), the embedding model compared here, and the
+  self-retrieval probe of ``ragops/remote/chroma_selfcheck.py``;
+- compatibility: the live collections' schema (sqlite read-only) against the snapshot's;
+- repository: ``restic check`` with the policy's ``read_data_subset``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backup import restic
+from ..backup.errors import ResticError
+from ..backup.manifest import make_hash_command
+from ..backup.sources import parse_json_line
+from ..errors import StepError
+from ..remote import script
+from ..seam import Target, quote
+from .compare import (
+    Check,
+    compare_compat,
+    compare_files,
+    compare_models,
+    compare_redis,
+    convert_chroma_checks,
+)
+from .plan import FREE_PORT, Layout, make_redis_start_command, make_redis_stop_command
+
+
+def run_json(target: Target, command: str, stdin: str, what: str, timeout: float | None = None) -> dict[str, Any]:
+    res = target.run(command, stdin=stdin, timeout=timeout)
+    if "No module named 'chromadb'" in res.stdout + res.stderr:
+        raise StepError(f"{target.name}: {what}: the Python used cannot import chromadb (set backup.chroma_python)")
+    try:
+        return parse_json_line(res.stdout, what)
+    except StepError:
+        return {"ok": False, "error": f"{what}: no result (exit {res.exited}): {(res.stderr or res.stdout).strip()[-300:]}"}
+
+
+def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any]) -> Check:
+    staging = layout.restored(manifest["staging_dir"])
+    res = target.run(make_hash_command(staging))
+    if not res.ok:
+        return Check("files: sha256", False, f"hashing {staging} failed: {res.stderr.strip()[-300:]}")
+    hashes = parse_json_line(res.stdout, "hash restored files").get("files", {})
+    return compare_files(manifest.get("files", {}), hashes, layout.restore_dir)
+
+
+def run_redis_start(target: Target, layout: Layout, record: dict[str, Any], *, server: str = "redis-server",
+                    timeout: float = 600) -> tuple[int | None, Check]:
+    """Start the throwaway server on the restored dump; (port, 'redis: dump loads' check)."""
+    src = layout.restored(record["path"])
+    d = layout.redis_dir
+    aof_dir = record.get("aof_dir") if record.get("method") == "aof" else None
+    if aof_dir:  # the server appends to what it loads: give it a copy, keep the restored files intact
+        prep = f"cp -a -- {quote(src)} {quote(d + '/' + aof_dir)}"
+    else:
+        prep = f"ln -f -- {quote(src)} {quote(d + '/dump.rdb')} 2>/dev/null || cp -- {quote(src)} {quote(d + '/dump.rdb')}"
+    res = target.run(prep)
+    if not res.ok:
+        return None, Check("redis: dump loads", False, f"restored dump {src} missing: {res.stderr.strip()[-200:]}")
+    port = 0
+    for _ in range(3):  # a port can be taken between picking and binding: pick again
+        port = int(target.run(FREE_PORT, check=True).stdout.strip())
+        started = target.run(make_redis_start_command(server, d, port, aof_dir=aof_dir))
+        if started.ok:
+            break
+    waited = run_json(target, f"python3 - wait --host 127.0.0.1 --port {port} --wait {int(timeout)}",
+                      script("redis_probe"), "redis load", timeout=timeout + 30)
+    if not started.ok or not waited.get("ok"):
+        log = target.run(f"tail -n 5 {quote(d + '/redis.log')} 2>/dev/null").stdout.strip()
+        return None, Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: "
+                           f"{log or started.stderr.strip() or waited.get('error')}"[:500])
+    return port, Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server on 127.0.0.1:{port}")
+
+
+def run_redis_checks(target: Target, layout: Layout, record: dict[str, Any], port: int | None,
+                     check_rdb: str = "redis-check-rdb") -> list[Check]:
+    checks = []
+    if record.get("method") != "aof":
+        src = layout.restored(record["path"])
+        res = target.run(f"{quote(check_rdb)} {quote(src)}")
+        tail = (res.stdout + res.stderr).strip().splitlines()
+        checks.append(Check("redis: redis-check-rdb", res.ok, (tail[-1] if tail else f"exit {res.exited}")[:300]))
+    if port is None:
+        return checks + [Check("redis: key counts", False, "not compared: the dump did not load")]
+    sample = int(record.get("sample_size") or 256)
+    probe = run_json(target, f"python3 - probe --host 127.0.0.1 --port {port} --sample {sample}",
+                     script("redis_probe"), "redis probe")
+    if not probe.get("ok"):
+        return checks + [Check("redis: key counts", False, f"probe failed: {probe.get('error')}")]
+    return checks + compare_redis(record, probe)
+
+
+def run_redis_stop(target: Target, layout: Layout) -> None:
+    target.run(make_redis_stop_command(layout.redis_dir))
+
+
+def make_chroma_command(python: str, mode: str, *args: str) -> str:
+    return f"ANONYMIZED_TELEMETRY=False {quote(python)} - {mode} " + " ".join(quote(a) for a in args)
+
+
+def run_chroma_checks(target: Target, python: str, layout: Layout, record: dict[str, Any], manifest_path: str, *,
+                      min_overlap: float = 1.0, selfcheck: int = 50) -> list[Check]:
+    directory = layout.restored(record["path"])
+    doc = run_json(target, make_chroma_command(python, "verify", directory, manifest_path, "--min-overlap", str(min_overlap)),
+                   script("chroma_inspect"), "chroma verify")
+    checks = convert_chroma_checks(doc) + compare_models(record, doc.get("collections", []))
+    if selfcheck and doc.get("integrity_check") == "ok":
+        own = run_json(target, make_chroma_command(python, "selfcheck", directory, "--sample", str(selfcheck)),
+                       script("chroma_selfcheck"), "chroma selfcheck")
+        checks += convert_chroma_checks(own)
+    return checks
+
+
+def run_live_schema(target: Target, data_dir: str | None) -> list[dict[str, Any]] | None:
+    """The live collections (sqlite read-only), or None when the host has no live Chroma dir."""
+    if not data_dir or not target.run(f"[ -f {quote(data_dir + '/chroma.sqlite3')} ]").ok:
+        return None
+    doc = run_json(target, f"python3 - schema {quote(data_dir)}", script("chroma_selfcheck"), "chroma schema")
+    if not doc.get("ok"):
+        raise StepError(f"{target.name}: cannot read the live Chroma schema in {data_dir}: {doc.get('error')}")
+    collections: list[dict[str, Any]] = doc["collections"]
+    return collections
+
+
+def run_compat_check(target: Target, record: dict[str, Any], data_dir: str | None) -> Check | None:
+    live = run_live_schema(target, data_dir)
+    if live is None:
+        return None
+    problems = compare_compat(record, live)
+    return Check("compatibility with live collections", not problems,
+                 "; ".join(problems) or f"{len(live)} live collection(s) in {data_dir}: same dimension, metric, model")
+
+
+def run_repository_check(target: Target, repo: restic.Repo, subset: str | None) -> Check:
+    name = "repository: restic check" + (f" --read-data-subset={subset}" if subset else "")
+    try:
+        res = restic.check(target, repo, subset, raise_on_damage=False)
+    except ResticError as exc:
+        return Check(name, False, str(exc)[-500:])
+    lines = [x for x in res.output.strip().splitlines() if x.strip()]
+    return Check(name, res.ok, (lines[-1] if lines else "no output")[-500:], {"read_data_subset": subset})
