@@ -166,12 +166,12 @@ def make_metrics_text(host: str, step: StepResult, now: float, previous: str | N
     gauge("ragops_step_status", "0 ok, 1 degraded, 2 failed.", STATUS_VALUE.get(step.status, 2))
     gauge("ragops_step_duration_seconds", "Duration of the last run.", round(step.duration_s, 3))
     gauge("ragops_step_bytes_freed", "Bytes freed by the last run.", step.bytes_freed)
-    seen: set[str] = set()
+    families: dict[str, list[str]] = {}  # the text format wants each metric's samples in one group
     for name, extra, value in step.metrics:
-        if name not in seen:
-            lines.append(f"# TYPE {name} gauge")
-            seen.add(name)
-        lines.append(f"{name}{_labels({**labels, **extra})} {format_value(value)}")
+        families.setdefault(name, []).append(f"{name}{_labels({**labels, **extra})} {format_value(value)}")
+    for name, samples in families.items():
+        lines.append(f"# TYPE {name} gauge")
+        lines.extend(samples)
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,7 @@ LIST_LIMIT = 1000  # paths kept per root in the JSON report (counts and bytes ar
 def make_find_command(root: CleanupRoot, *, delete: bool) -> str:
     """The shell command for one root: safety preamble, then one find that prints size<TAB>path\\0."""
     path = os.path.normpath(root.root)
-    if not os.path.isabs(path) or path == "/" or ".." in root.root.split("/"):
+    if not os.path.isabs(path) or not path.strip("/") or ".." in root.root.split("/"):
         raise SafetyError(f"refusing cleanup root {root.root!r}: must be absolute, not '/', without '..'")
     names: list[str] = []
     for i, pattern in enumerate(root.patterns):

@@ -17,11 +17,16 @@ from ..seam import Target
 HEADER = "# Managed by ragops (invoke logrotate): edits here are overwritten.\n"
 
 
+def quote_glob(path: str) -> str:
+    """logrotate splits file names on whitespace unless double-quoted (it still globs inside quotes)."""
+    return f'"{path}"' if any(ch.isspace() for ch in path) else path
+
+
 def make_logrotate_text(settings: HostSettings) -> str:
     lr = settings.logrotate
     blocks = []
     for root in settings.logs:
-        globs = " ".join(f"{root.root.rstrip('/')}/{p}" for p in root.patterns)
+        globs = " ".join(quote_glob(f"{root.root.rstrip('/')}/{p}") for p in root.patterns)
         options = [f"size {lr.size}", f"rotate {lr.rotate}", "missingok", "notifempty", "copytruncate"]
         if lr.compress:
             options += ["compress", "delaycompress"]

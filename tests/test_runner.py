@@ -1,0 +1,153 @@
+"""Running steps on a host and hosts in a fleet: order, stop on failure, metrics, pings, fail-percent."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from fleet_helpers import make_target
+
+from ragops.errors import ExitCode, StepError
+from ragops.report import DEGRADED, FAILED, OK, HostResult, StepResult
+from ragops.runner import Step, run_fleet, run_host
+
+
+def ok_step(name, calls):
+    def run(target):
+        calls.append(name)
+        return StepResult(name, OK, bytes_freed=5)
+    return Step(name, run)
+
+
+def failing_step(name, calls, exc=None):
+    def run(target):
+        calls.append(name)
+        if exc:
+            raise exc
+        return StepResult(name, FAILED, message="broken")
+    return Step(name, run)
+
+
+def settings(tmp_path, **over):
+    return {"lock_path": str(tmp_path / "run" / "lock"), "metrics_dir": str(tmp_path / "metrics"), **over}
+
+
+def test_steps_run_in_order_and_stop_at_the_first_failure(tmp_path):
+    calls: list[str] = []
+    steps = [ok_step("cleanup", calls), failing_step("logrotate", calls), ok_step("health", calls)]
+    result = run_host(make_target(tmp_path, settings(tmp_path)), "maintain", steps)
+    assert calls == ["cleanup", "logrotate"]
+    assert result.status == FAILED and result.exit_code == ExitCode.STEP_FAILED
+    assert result.error == "stopped after failed step logrotate; not run: health"
+    assert not (tmp_path / "run" / "lock").exists()  # released
+
+
+def test_a_step_marked_continue_on_error_does_not_stop_the_host(tmp_path):
+    calls: list[str] = []
+    steps = [ok_step("cleanup", calls), failing_step("logrotate", calls), ok_step("health", calls)]
+    target = make_target(tmp_path, settings(tmp_path, continue_on_error=["logrotate"]))
+    result = run_host(target, "maintain", steps)
+    assert calls == ["cleanup", "logrotate", "health"]
+    assert result.status == FAILED and result.bytes_freed == 10
+
+
+def test_errors_raised_by_a_step_become_its_failed_result(tmp_path):
+    calls: list[str] = []
+    steps = [failing_step("cleanup", calls, StepError("disk on fire")), ok_step("health", calls)]
+    tgt = make_target(tmp_path, settings(tmp_path, continue_on_error=["cleanup"]))
+    result = run_host(tgt, "maintain", steps)
+    assert result.steps[0].message == "disk on fire"
+    bug = run_host(tgt, "maintain", [failing_step("cleanup", calls, KeyError("x"))])
+    assert bug.steps[0].status == FAILED and bug.steps[0].message == "unexpected error: KeyError: 'x'"
+
+
+def test_a_degraded_step_fails_the_exit_code_only_when_strict(tmp_path):
+    step = Step("health", lambda t: StepResult("health", DEGRADED))
+    target = make_target(tmp_path, settings(tmp_path))
+    assert run_host(target, "maintain", [step]).exit_code == ExitCode.OK
+    strict = run_host(target, "health", [step], lock=False, strict=True)
+    assert strict.status == DEGRADED and strict.exit_code == ExitCode.STEP_FAILED
+
+
+def test_metrics_are_written_per_step_and_for_the_task(tmp_path):
+    calls: list[str] = []
+    run_host(make_target(tmp_path, settings(tmp_path)), "maintain", [ok_step("cleanup", calls)])
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["ragops_cleanup.prom", "ragops_task_maintain.prom"]
+    text = (tmp_path / "metrics" / "ragops_task_maintain.prom").read_text()
+    assert 'ragops_step_bytes_freed{host="local",step="maintain"} 5' in text
+
+
+def test_a_dry_run_writes_no_metrics(tmp_path):
+    run_host(make_target(tmp_path, settings(tmp_path), dry=True), "maintain", [ok_step("cleanup", [])])
+    assert not (tmp_path / "metrics").exists()
+
+
+@pytest.fixture
+def ping_server():
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/abc", seen
+    server.shutdown()
+
+
+def test_start_and_success_or_failure_are_pinged(tmp_path, ping_server):
+    url, seen = ping_server
+    target = make_target(tmp_path, settings(tmp_path, pings={"url": url}))
+    run_host(target, "maintain", [ok_step("cleanup", [])])
+    run_host(target, "maintain", [failing_step("cleanup", [])])
+    assert seen == ["/ping/abc/start", "/ping/abc", "/ping/abc/start", "/ping/abc/fail"]
+
+
+def test_a_failing_ping_url_never_fails_the_run(tmp_path, capsys):
+    target = make_target(tmp_path, settings(tmp_path, pings={"url": "http://127.0.0.1:9/x", "timeout_s": 1}))
+    assert run_host(target, "maintain", [ok_step("cleanup", [])]).exit_code == ExitCode.OK
+    assert "ping start failed" in capsys.readouterr().err
+
+
+def host_work(delay, failing):
+    def work(target):
+        time.sleep(delay)
+        code = ExitCode.STEP_FAILED if target.name in failing else ExitCode.OK
+        return HostResult(target.name, FAILED if code else OK, exit_code=code)
+    return work
+
+
+def fleet_targets(tmp_path, n):
+    names = [f"h{i}" for i in range(n)]
+    first = make_target(tmp_path, {}, host="h0", hosts={n: {"address": "127.0.0.1"} for n in names})
+    from ragops.config import load_config
+    from ragops.seam import Target
+
+    loaded = load_config(str(tmp_path / "cfg" / "ragops.yaml"), environ={})
+    return [first] + [Target(loaded.hosts[n]) for n in names[1:]]
+
+
+def test_the_fleet_runs_hosts_in_parallel_and_keeps_their_order(tmp_path):
+    targets = fleet_targets(tmp_path, 6)
+    t0 = time.monotonic()
+    results = run_fleet(targets, host_work(0.3, set()), parallel=6, fail_percent=100)
+    assert time.monotonic() - t0 < 1.2
+    assert [r.host for r in results] == [t.name for t in targets]
+
+
+def test_the_fleet_stops_starting_hosts_past_fail_percent(tmp_path):
+    targets = fleet_targets(tmp_path, 4)
+    results = run_fleet(targets, host_work(0.01, {"h0", "h1"}), parallel=1, fail_percent=50)
+    assert [r.status for r in results] == [FAILED, FAILED, "not started", "not started"]
+    assert results[2].error == "not started: --fail-percent 50 reached"
+    everyone = run_fleet(targets, host_work(0.01, {"h0", "h1"}), parallel=1, fail_percent=100)
+    assert [r.status for r in everyone] == [FAILED, FAILED, OK, OK]
