@@ -127,9 +127,15 @@ def find_latest_backup(kube: Kubectl, namespace: str, velero_ns: str) -> str:
 
 
 def pods_ready(kube: Kubectl, namespace: str) -> bool:
-    pods = kube.items("pods", namespace=namespace)
+    """Every Deployment has all its replicas ready and every running pod is Ready."""
+    for dep in kube.items("deployments", namespace=namespace):
+        want = dep.get("spec", {}).get("replicas", 1)
+        if dep.get("status", {}).get("readyReplicas", 0) < want:
+            return False
+    pods = [p for p in kube.items("pods", namespace=namespace)
+            if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")]
     return all(any(c.get("type") == "Ready" and c.get("status") == "True" for c in p.get("status", {}).get("conditions", []))
-               for p in pods if p.get("status", {}).get("phase") != "Succeeded")
+               for p in pods)
 
 
 def run_verify_job(kube: Kubectl, namespace: str, spec: VerifySpec, timeout_s: float) -> str:

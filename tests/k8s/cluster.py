@@ -1,0 +1,142 @@
+"""A real Kubernetes 1.20 control plane on loopback: etcd + kube-apiserver + kube-controller-manager.
+
+Binaries come from the machine cache built by scripts/setup.d/50-kube.sh ($RAGOPS_KUBE_DIR, default
+/var/cache/ragops/kube-1.20/bin). The API server uses a static token (group system:masters), RBAC,
+and its own service-account keys; the controller manager runs every controller except node
+lifecycle/IPAM (there is no kubelet to heartbeat: see kubelet_helper.py).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import services  # tests/services.py (tests/ is on sys.path)
+import urllib3
+import yaml
+
+KUBE_DIR = Path(os.environ.get("RAGOPS_KUBE_DIR", "/var/cache/ragops/kube-1.20"))
+BIN = KUBE_DIR / "bin"
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def find_missing() -> list[str]:
+    need = ["kube-apiserver", "kube-controller-manager", "etcd", "kubectl"]
+    return [n for n in need if not (BIN / n).is_file()] + ([] if (KUBE_DIR / ".complete").exists() else [".complete"])
+
+
+@dataclass
+class Cluster:
+    url: str
+    token: str
+    kubeconfig: Path
+    kubectl: str
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def session(self) -> requests.Session:
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {self.token}"
+        s.verify = False
+        return s
+
+    def kubectl_run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([self.kubectl, "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
+                             capture_output=True, text=True, timeout=120)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
+        return res
+
+    def apply(self, objs: list[dict[str, Any]]) -> None:
+        self.kubectl_run("apply", "-f", "-", stdin="---\n".join(yaml.safe_dump(o) for o in objs))
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "RAGOPS_KUBECTL": self.kubectl, "KUBECONFIG": str(self.kubeconfig)}
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            services.stop_process(proc, grace=5)
+
+
+def write_keys(workdir: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    priv, pub = workdir / "sa.key", workdir / "sa.pub"
+    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, pub
+
+
+def write_kubeconfig(path: Path, url: str, token: str) -> None:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": url, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
+    }))
+    path.chmod(0o600)
+
+
+def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
+    workdir.mkdir(parents=True, exist_ok=True)
+    etcd_client, etcd_peer, api_port = services.free_ports(3)
+    token = secrets.token_hex(16)
+    (workdir / "tokens.csv").write_text(f"{token},admin,admin,system:masters\n")
+    priv, pub = write_keys(workdir)
+    url = f"https://127.0.0.1:{api_port}"
+    kubeconfig = workdir / "kubeconfig"
+    write_kubeconfig(kubeconfig, url, token)
+    cluster = Cluster(url=url, token=token, kubeconfig=kubeconfig, kubectl=str(BIN / "kubectl"), workdir=workdir)
+    try:
+        etcd_log = workdir / "etcd.log"
+        etcd = services.start_process([
+            str(BIN / "etcd"), "--name", "test", "--data-dir", str(workdir / "etcd"),
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
+            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-cluster", f"test=http://127.0.0.1:{etcd_peer}", "--log-level", "warn",
+        ], etcd_log)
+        cluster.procs.append(etcd)
+        services.wait_for(lambda: services.port_open("127.0.0.1", etcd_client), "etcd", etcd, etcd_log, timeout)
+        api_log = workdir / "apiserver.log"
+        api = services.start_process([
+            str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            "--insecure-port=0", f"--cert-dir={workdir / 'certs'}", f"--token-auth-file={workdir / 'tokens.csv'}",
+            "--authorization-mode=RBAC", f"--service-account-key-file={pub}",
+            f"--service-account-signing-key-file={priv}", "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/24", "--disable-admission-plugins=ServiceAccount",
+            "--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false", "--v=1",
+        ], api_log)
+        cluster.procs.append(api)
+        session = cluster.session()
+        services.wait_for(lambda: session.get(f"{url}/readyz", timeout=2).status_code == 200,
+                          "kube-apiserver", api, api_log, timeout)
+        kcm_log = workdir / "controller-manager.log"
+        kcm = services.start_process([
+            str(BIN / "kube-controller-manager"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
+            "--controllers=*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-route,-service",
+            "--port=0", "--secure-port=0", "--use-service-account-credentials=false",
+            "--concurrent-deployment-syncs=2", "--v=1",
+        ], kcm_log)
+        cluster.procs.append(kcm)
+        deadline = time.monotonic() + timeout
+        while cluster.kubectl_run("get", "serviceaccount", "default", check=False).returncode != 0:
+            if kcm.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"kube-controller-manager not working:\n{services._log_tail(kcm_log)}")
+            time.sleep(0.3)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

@@ -1,0 +1,91 @@
+"""Fixtures of the real-API-server tier (tests marked slow).
+
+- ``cluster`` (session): etcd + kube-apiserver 1.20 + kube-controller-manager on free loopback
+  ports (tests/k8s/cluster.py), Velero CRDs generated from Velero's API types, a ``velero``
+  namespace, and the kubelet helper thread (kubelet_helper.py: the one fake, no kubelet can run here).
+- ``kubelet`` (session): that KubeletHelper (``failing_jobs`` makes Job pods fail).
+- ``velero`` (function): the Velero-server helper (velero_helper.py), outcomes reset to Completed.
+- ``kube`` (function): ragops' Kubectl pointed at the cluster with Debian's kubectl 1.20.
+- ``namespace`` (function): a fresh namespace, deleted afterwards.
+
+When the binaries of scripts/setup.d/50-kube.sh are missing these tests FAIL (never skip): the
+one-time build must have run on this machine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ragops.k8s.kubectl import Kubectl
+
+from .cluster import BIN, Cluster, find_missing, start_cluster
+from .kubelet_helper import KubeletHelper
+from .velero_helper import VeleroHelper
+from .velero_schema import make_crd
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    missing = find_missing()
+    if missing:
+        pytest.fail(f"Kubernetes 1.20 binaries missing in {BIN} ({', '.join(missing)}): run "
+                    "`bash scripts/setup.d/50-kube.sh` once on this machine (~11 min build)", pytrace=False)
+    c = start_cluster(tmp_path_factory.mktemp("kube"))
+    try:
+        c.apply([make_crd(k) for k in ("Backup", "Restore", "Schedule")])
+        c.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "crd/backups.velero.io",
+                      "crd/restores.velero.io", "crd/schedules.velero.io")
+        c.kubectl_run("create", "namespace", "velero")
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(cluster: Cluster) -> Iterator[KubeletHelper]:
+    helper = KubeletHelper(cluster.url, cluster.session()).start()
+    try:
+        yield helper
+    finally:
+        helper.stop()
+
+
+@pytest.fixture(scope="session")
+def velero_server(cluster: Cluster, kubelet: KubeletHelper) -> Iterator[VeleroHelper]:
+    helper = VeleroHelper(cluster.url, cluster.session()).start()
+    try:
+        yield helper
+    finally:
+        helper.stop()
+
+
+@pytest.fixture
+def velero(velero_server: VeleroHelper) -> Iterator[VeleroHelper]:
+    velero_server.backup_outcome = velero_server.restore_outcome = "Completed"
+    yield velero_server
+    velero_server.backup_outcome = velero_server.restore_outcome = "Completed"
+
+
+@pytest.fixture
+def kube(cluster: Cluster, kubelet: KubeletHelper) -> Kubectl:
+    return Kubectl(binary=cluster.kubectl, kubeconfig=str(cluster.kubeconfig), timeout_s=120)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, kubelet: KubeletHelper) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl_run("create", "namespace", name)
+    yield name
+    cluster.kubectl_run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def ragops_yaml(tmp_path: Path) -> Path:
+    """A ragops.yaml for the CLI tests: no metrics textfiles, no pings."""
+    path = tmp_path / "ragops.yaml"
+    path.write_text("defaults:\n  metrics_dir: null\n")
+    return path

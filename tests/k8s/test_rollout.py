@@ -1,0 +1,106 @@
+"""k8s.upgrade: planning (pure) and real rollouts on the 1.20 API server.
+
+Pods are made Ready by the kubelet helper (no kubelet can run here); ``:broken`` images never become
+Ready, so their rollout times out and must be undone by ragops.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ragops.errors import ConfigError
+from ragops.k8s.kubectl import Kubectl
+from ragops.k8s.rollout import image_repo, make_upgrade_plan, run_k8s_upgrade
+
+from .cluster import Cluster
+from .kubelet_helper import wait_until
+
+INVOKE = str(Path(sys.executable).parent / "invoke")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_deployment(name: str, namespace: str, image: str, replicas: int = 2) -> dict:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "api", "image": image}]}}}}
+
+
+def deploy_ready(cluster: Cluster, kube: Kubectl, namespace: str, image: str = "rag-api:1") -> None:
+    cluster.apply([make_deployment("rag-api", namespace, image)])
+    wait_until(lambda: (kube.get("deployment", "rag-api", namespace=namespace) or {}).get("status", {})
+               .get("readyReplicas") == 2, what="rag-api ready")
+
+
+def test_the_plan_picks_the_only_container_and_records_the_revision() -> None:
+    dep = make_deployment("rag-api", "ns", "reg:5000/team/rag-api:1")
+    dep["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "4"}
+    plan = make_upgrade_plan(dep, "rag-api:2")
+    assert (plan.container, plan.from_image, plan.revision, plan.ref) == ("api", "reg:5000/team/rag-api:1", "4",
+                                                                           "deployment/rag-api")
+
+
+def test_with_several_containers_the_plan_matches_the_image_name_or_asks_for_one() -> None:
+    dep = make_deployment("rag-api", "ns", "rag-api:1")
+    dep["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "envoy:1.2"})
+    assert make_upgrade_plan(dep, "rag-api:2").container == "api"
+    with pytest.raises(ConfigError, match="--container"):
+        make_upgrade_plan(dep, "other:2")
+    with pytest.raises(ConfigError, match="no container named 'web'"):
+        make_upgrade_plan(dep, "rag-api:2", container="web")
+    assert image_repo("r:5000/a/rag-api@sha256:ab") == "rag-api"
+
+
+@pytest.mark.slow
+def test_a_rollout_to_a_healthy_image_succeeds_and_records_the_new_revision(cluster, kube, namespace) -> None:
+    deploy_ready(cluster, kube, namespace)
+    result = run_k8s_upgrade(kube, "deployment/rag-api", "rag-api:2", namespace=namespace, timeout_s=90)
+    assert result.status == "ok", result.message
+    assert (result.details["revision_before"], result.details["revision_after"]) == ("1", "2")
+    dep = kube.get("deployment", "rag-api", namespace=namespace)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "rag-api:2"
+    assert dep["status"]["readyReplicas"] == 2
+
+
+@pytest.mark.slow
+def test_a_rollout_that_never_gets_ready_is_undone_and_ends_on_the_old_image(cluster, kube, namespace) -> None:
+    deploy_ready(cluster, kube, namespace)
+    result = run_k8s_upgrade(kube, "deployment/rag-api", "rag-api:broken", namespace=namespace, timeout_s=8)
+    assert result.status == "failed"
+    assert "rolled back to rag-api:1" in result.message and result.details["healthy_after_undo"] is True
+    dep = kube.get("deployment", "rag-api", namespace=namespace)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "rag-api:1"
+    wait_until(lambda: all(p["spec"]["containers"][0]["image"] == "rag-api:1"
+                           for p in kube.items("pods", namespace=namespace)), what="broken pods gone")
+    history = kube.run(["rollout", "history", "deployment/rag-api"], namespace=namespace).stdout
+    assert "rag-api:1 -> rag-api:broken" in history
+
+
+@pytest.mark.slow
+def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube, namespace, ragops_yaml) -> None:
+    deploy_ready(cluster, kube, namespace)
+    res = subprocess.run([INVOKE, "k8s.upgrade", "--k8s", "deployment/rag-api", "--image", "rag-api:9",
+                          "--namespace", namespace, "--dry", "--json", "--kubeconfig", str(cluster.kubeconfig),
+                          "--config", str(ragops_yaml)],
+                         capture_output=True, text=True, cwd=ROOT, env=cluster.env(), timeout=120)
+    assert res.returncode == 0, res.stderr
+    step = json.loads(res.stdout)["hosts"][0]["steps"][0]
+    assert step["message"].startswith("would set deployment/rag-api api=rag-api:9")
+    assert "--dry-run=server" in res.stderr
+    dep = kube.get("deployment", "rag-api", namespace=namespace)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "rag-api:1"
+
+
+@pytest.mark.slow
+def test_upgrade_of_a_missing_deployment_fails_with_its_name(cluster, kube, namespace) -> None:
+    from ragops.errors import StepError
+
+    with pytest.raises(StepError, match=f"deployment/nope not found in namespace {namespace}"):
+        run_k8s_upgrade(kube, "deployment/nope", "x:1", namespace=namespace)
