@@ -15,6 +15,14 @@ from typing import Any
 
 import pytest
 from backup_helpers import BackupEnv, fill_redis, make_backup_env, make_chroma_dir
+from restic_fixtures import (  # noqa: F401 - restic fixtures (repo kinds, restic 0.14/0.18, targets)
+    data_tree,
+    local_target,
+    make_target,
+    password_file,
+    repo_settings,
+    restic_bin,
+)
 
 
 @pytest.fixture(scope="session")

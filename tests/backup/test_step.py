@@ -1,0 +1,120 @@
+"""The backup step end to end: real redis-server, real ChromaDB, real restic (local and sftp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from backup_helpers import INSPECT, VENV_PYTHON, run_probe
+from fleet_helpers import INVOKE, REPO
+
+from ragops.backup.step import run_backup
+from ragops.errors import StepError
+from ragops.report import SKIPPED
+
+
+def test_a_backup_restores_to_a_valid_chroma_dir_and_a_loadable_redis_dump_matching_the_manifest(
+        redis_100k, chroma_dataset, backup_env, tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "app.yaml").write_text("model: x\n")
+    (conf / "skip.tmp").write_text("tmp")
+    hook_log = tmp_path / "hooks.log"
+    env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset,
+                     paths=[{"path": str(conf), "exclude": ["*.tmp"]}],
+                     policy_extra={"hooks": {"before": [f"echo before >> {hook_log}"],
+                                             "after": [f"echo after $RAGOPS_SNAPSHOT_ID >> {hook_log}"]}})
+    result = run_backup(env.target())
+    assert result.status == "ok", result.message
+    snap = env.snapshots()[-1]
+    assert set(snap["tags"]) == {"test", "ragops"} and snap["hostname"] == "local"
+    assert hook_log.read_text().split() == ["before", "after", result.details["snapshot_id"]]
+    assert list(env.staging.iterdir()) == [], "staging removed after the run"
+    names = {m[0] for m in result.metrics}
+    assert {"ragops_backup_bytes_added", "ragops_backup_snapshot_bytes", "ragops_backup_files",
+            "ragops_backup_source_duration_seconds"} <= names
+
+    restored = env.restore(snap["id"], tmp_path / "restored")
+    manifest = env.manifest(restored)
+    run_dir = manifest["staging_dir"]
+    assert (restored / conf.relative_to("/") / "app.yaml").is_file()
+    assert not (restored / conf.relative_to("/") / "skip.tmp").exists()
+    for path, meta in manifest["files"].items():  # every staged file restored byte-identical
+        data = (restored / path.lstrip("/")).read_bytes()
+        assert len(data) == meta["bytes"]
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+    verify = subprocess.run([VENV_PYTHON, "-", "verify", str(restored / run_dir.lstrip("/") / "chroma"), str(tmp_path / "m.json")],
+                            input=INSPECT.read_text(), capture_output=True, text=True, timeout=300)
+    doc = json.loads(verify.stdout.strip().splitlines()[-1])
+    assert doc["ok"], [c for c in doc["checks"] if not c["ok"]]
+
+    from ragops.backup.sources.redis import run_dump_digest
+
+    redis_rec = next(s for s in manifest["sources"] if s["kind"] == "redis")
+    loaded = run_dump_digest(env.target(), str(restored / run_dir.lstrip("/") / "redis"), sample=redis_rec["sample_size"])
+    assert loaded["db_keys"] == redis_rec["db_keys"] and loaded["sample_digest"] == redis_rec["sample_digest"]
+
+
+def test_dry_run_stages_nothing_and_records_no_snapshot(redis_100k, chroma_dataset, backup_env, capsys):
+    env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset)
+    result = run_backup(env.target(dry=True))
+    err = capsys.readouterr().err
+    assert result.status == "ok" and env.snapshots() == []
+    assert "(dry run) python3 - bgsave" in err and "backup --tag test --tag ragops" in err
+    assert "correct horse" not in err and not env.staging.exists()
+
+
+def test_without_a_policy_the_step_is_skipped_with_a_reason(backup_env):
+    env = backup_env(init=False)
+    text = env.config.read_text().replace("policy: t", "policy: null")
+    env.config.write_text(text)
+    result = run_backup(env.target())
+    assert result.status == SKIPPED and "no backup policy" in result.message
+
+
+def test_a_full_staging_disk_ends_with_one_clear_error_no_staging_and_no_snapshot(redis_100k, chroma_dataset, backup_env, tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset, staging=mount / "staging")
+        with pytest.raises(StepError, match="no space left on device") as info:
+            run_backup(env.target())
+        assert "staging disk full" in str(info.value) and "\n" not in str(info.value).strip()[:200]
+        assert list((mount / "staging").iterdir()) == []
+        assert env.snapshots() == []
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_backup_runs_over_ssh_into_an_sftp_repository(sshd, chroma_dataset, backup_env, tmp_path):
+    repo_dir = tmp_path / "sftp-repo"
+    url = f"sftp:root@127.0.0.2:{repo_dir}"
+    env = backup_env(chroma_dir=chroma_dataset, init=False, repo_url=url,
+                     policy_extra={}, settings_extra={})
+    policy = env.policies / "t.yaml"
+    policy.write_text(policy.read_text().replace(f"url: {url}", f"url: {url}\n  sftp_command: '{sshd.sftp_command('127.0.0.2')}'"))
+    from ragops.backup import restic
+    from ragops.backup.policy import load_host_policy
+
+    target = env.target()
+    restic.init(target, restic.make_repo(target, load_host_policy(target.host).repository))
+    result = run_backup(env.target())
+    assert result.status == "ok" and (repo_dir / "config").is_file()
+    assert result.details["sources"][0]["collections"] == {"docs": 6000, "faq": 4500}
+
+
+def test_invoke_backup_is_the_default_task_of_the_collection(chroma_dataset, backup_env):
+    env = backup_env(chroma_dir=chroma_dataset)
+    res = subprocess.run([INVOKE, "backup", "--host", "local", "--config", str(env.config), "--json"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)
+    assert doc["hosts"][0]["steps"][0]["step"] == "backup" and len(env.snapshots()) == 1
+    assert (env.root / "metrics" / "ragops_backup.prom").read_text().count("ragops_backup_bytes_added") == 2
