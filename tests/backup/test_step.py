@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from backup_helpers import INSPECT, VENV_PYTHON, run_probe
+from backup_helpers import INSPECT, VENV_PYTHON
 from fleet_helpers import INVOKE, REPO
 
 from ragops.backup.step import run_backup
