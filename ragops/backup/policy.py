@@ -33,6 +33,8 @@ def check_repo_url(url: str) -> str:
         return url
     if url.startswith("s3:") and re.match(r"^s3:(https?://)?[^/\s]+/[a-z0-9][a-z0-9.\-]{2,62}(/\S*)?$", url):
         return url
+    if re.match(r"^rest:https?://[^@/\s]+@", url):
+        raise ValueError("must not carry credentials (user:password@): they would show in argv and `ps`")
     if re.match(r"^rest:https?://\S+$", url):
         return url
     raise ValueError(f"{url!r} is not a repository URL: use {URL_FORMS} (bucket names: 3-63 lowercase characters)")

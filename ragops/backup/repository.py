@@ -127,13 +127,14 @@ def classify_failure(repo: Repo, target_name: str, res: CmdResult, what: str) ->
         holder = f"PID {pid} on {host}" if locked else "another process"
         return RepoLockedError(f"{where} is locked by {holder}" + (f" (lock created {age:.0f}s ago)" if age is not None else ""),
                                pid=pid, lock_host=host, age_s=age)
+    if re.search(r"connection refused|no such host|i/o timeout|network is unreachable|ssh: connect|"
+                 r"subprocess ssh|unable to start the sftp session|Connection closed", err, re.I):
+        return RepoUnreachableError(f"{where} is unreachable: {last[-300:]}")
     if res.exited == 12 or "wrong password or no key found" in err:
         return WrongPasswordError(f"{where}: wrong password (no key in the repository opens with it)")
     if (res.exited == 10 or "Is there a repository at the following location?" in err
             or "unable to open config file" in err or "repository does not exist" in err):
         return RepoMissingError(f"{where} does not exist: run `invoke backup.init --host {target_name}`")
-    if re.search(r"connection refused|no such host|i/o timeout|network is unreachable|ssh: connect|subprocess ssh|Connection closed", err, re.I):
-        return RepoUnreachableError(f"{where} is unreachable: {last[-300:]}")
     return ResticError(f"{where}: restic {what} failed (exit {res.exited}): {err[-600:] or 'no output'}")
 
 
@@ -157,6 +158,40 @@ def detect_version(target: Target, repo: Repo) -> Version:
     return version
 
 
+_PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+except OSError as exc:
+    print(exc); sys.exit(3)
+"""
+_reachable: set[tuple[str, str]] = set()
+
+
+def make_endpoint(url: str) -> tuple[str, int] | None:
+    """(host, port) of an s3:/rest: URL's HTTP endpoint; None for local and sftp repositories."""
+    match = re.match(r"^(?:s3:|rest:)(?:(https?)://)?(?:[^@/]*@)?(\[[^\]]+\]|[^/:]+)(?::(\d+))?", url)
+    if not match or url.startswith(("sftp:", "/")):
+        return None
+    scheme, host, port = match.groups()
+    return host.strip("[]"), int(port) if port else (80 if scheme == "http" else 443)
+
+
+def check_reachable(target: Target, repo: Repo, timeout_s: float = 5.0) -> None:
+    """Probe an S3/REST endpoint from the host before restic runs: restic >= 0.17 retries a refused
+    connection for many minutes. Needs python3 on the host; skipped without it."""
+    endpoint = make_endpoint(repo.url)
+    if endpoint is None or (target.name, repo.url) in _reachable:
+        return
+    host, port = endpoint
+    res = target.run(f"python3 -c {quote(_PROBE)} {quote(host)} {port} {timeout_s}", timeout=timeout_s + 30)
+    if res.exited == 3:
+        raise RepoUnreachableError(f"{target.name}: {repo.describe()} is unreachable from the host: "
+                                   f"{host}:{port}: {res.stdout.strip()[:200]}")
+    if res.ok:
+        _reachable.add((target.name, repo.url))
+
+
 def make_secrets(*repos_and_prefixes: tuple[Repo, str]) -> dict[str, str]:
     """Environment secrets for a command touching several repositories (copy: FROM_ prefix for the source)."""
     out: dict[str, str] = {}
@@ -178,6 +213,8 @@ def run_restic(target: Target, repo: Repo, args: list[str], *, json: bool = True
     cmd = command or make_restic_command(repo, args, json=json)
     env = make_secrets((repo, "")) if secrets is None else secrets
     label = what or (args[0] if args else "command")
+
+    check_reachable(target, repo)
 
     def once() -> CmdResult:
         res = target.run(cmd, write=write, secrets=env, timeout=timeout)

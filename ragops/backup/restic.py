@@ -21,6 +21,7 @@ from .errors import RepoDamagedError, RepoMissingError, ResticError
 from .policy import RetentionSettings
 from .repository import (
     Repo,
+    check_reachable,
     classify_failure,
     detect_version,
     make_repo,
@@ -139,7 +140,7 @@ def parse_backup_output(stdout: str, dry: bool) -> BackupSummary:
             text = err.get("message") if isinstance(err, dict) else err
             summary.errors.append(f"{msg.get('item', '')}: {text or msg.get('during', 'error')}")
         elif kind == "summary":
-            summary.snapshot_id = msg.get("snapshot_id")
+            summary.snapshot_id = None if dry else msg.get("snapshot_id")  # --dry-run saves nothing
             for name in ("files_new", "files_changed", "files_unmodified", "data_added",
                          "total_files_processed", "total_bytes_processed"):
                 setattr(summary, name, int(msg.get(name) or 0))
@@ -152,6 +153,7 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
     """Snapshot absolute paths. Under --dry: `backup --dry-run` (a read) reports what would be sent."""
     args = make_backup_args(paths, tags=tags, host_tag=host_tag, exclude=exclude, dry=target.dry)
     cmd = make_restic_command(repo, args, json=True)
+    check_reachable(target, repo)
 
     def once() -> Any:
         res = target.run(cmd, secrets=make_secrets((repo, "")), timeout=timeout)
