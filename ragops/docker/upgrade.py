@@ -172,7 +172,7 @@ def run_upgrade_service(target: Target, service: str, image: str, *, kind: str =
     created, why, failing = run_replace(target, project, service, running, health_command, out.durations, "new")
     if why:
         out.failing_replica = failing
-        out.result, out.message = run_rollback_service(target, project, service, from_image, created, out.durations)
+        out.result, out.message = run_rollback_service(target, project, service, from_image, created, out.durations, failing)
         out.message = f"{service}: {why}; " + out.message
     else:
         out.message = f"{service}: {from_image} -> {image} on {len(running)} replica(s)"
@@ -186,13 +186,15 @@ def run_upgrade_service(target: Target, service: str, image: str, *, kind: str =
 
 
 def run_rollback_service(target: Target, project: str, service: str, from_image: str, created: list[str],
-                         durations: dict[str, float]) -> tuple[str, str]:
-    """Back to ``from_image``: drop unhealthy new replicas, replace healthy ones, wait until healthy."""
+                         durations: dict[str, float], failing: str = "") -> tuple[str, str]:
+    """Back to ``from_image``: drop the failing and unhealthy new replicas, replace the healthy
+    ones the same rolling way, wait until healthy."""
     t0 = time.monotonic()
     run_pin(target, service, from_image)
     current = {c["Id"]: c for c in list_service_containers(target, project, service)}
     for cid in created:
-        if cid in current and describe_health(current[cid]) != "healthy":
+        failed_gate = cid in current and current[cid]["Name"].lstrip("/") == failing
+        if cid in current and (failed_gate or describe_health(current[cid]) != "healthy"):
             run_docker(target, ["rm", "-f", cid], write=True)
             current.pop(cid)
     upgraded = [current[cid] for cid in created if cid in current]
