@@ -1,0 +1,89 @@
+"""Real stack for the restore tests (session-scoped, built once): a redis-server with 5k keys, a
+ChromaDB dir with 2 collections x 2k vectors (32-d), and one real `invoke backup` (part B's backup
+step) into a local restic repository. Fault tests work on a COPY of that world (``clone_world``);
+the live Redis dir and the live Chroma dir are shared and hashed before/after every fault test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backup"))
+from backup_helpers import BackupEnv, fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
+
+
+@dataclass
+class World:
+    env: BackupEnv
+    redis: Any
+    chroma: Path
+    snapshot_id: str
+
+    def host(self) -> Any:
+        from ragops.config import load_config
+
+        return load_config(str(self.env.config), environ={}).hosts["local"]
+
+
+def hash_tree(*roots: Path) -> dict[str, str]:
+    """sha256 of every file below the roots (the live data): compared before/after a test."""
+    out = {}
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def run_backup(env: BackupEnv) -> str:
+    from ragops.backup.step import run_backup as backup_step
+
+    result = backup_step(env.target())
+    assert result.status == "ok", result.message
+    return str(result.details["snapshot_id"])
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory, redis_factory: Any) -> World:
+    base = tmp_path_factory.mktemp("restore-world")
+    redis = redis_factory("restore-live")
+    fill_redis(redis, 5000)
+    chroma = base / "chroma-live"
+    make_chroma_dir(chroma, {"docs": 2000, "faq": 2000}, dims=32)
+    env = make_backup_env(base, redis=redis, chroma_dir=chroma, paths=[{"path": str(base / "etc-rag")}])
+    (base / "etc-rag").mkdir()
+    (base / "etc-rag" / "app.yaml").write_text("model: all-MiniLM-L6-v2\n")
+    return World(env=env, redis=redis, chroma=chroma, snapshot_id=run_backup(env))
+
+
+@pytest.fixture
+def clone_world(world: World, tmp_path: Path) -> Callable[[], World]:
+    """A private copy of the repository, policy and config (same live Redis and Chroma)."""
+
+    def clone() -> World:
+        old = str(world.env.root)
+        new_root = tmp_path / "bk"
+        shutil.copytree(world.env.root, new_root, ignore=shutil.ignore_patterns("metrics", "*.lock"))
+        for cfg in (new_root / "ragops.yaml", new_root / "policies" / "t.yaml"):
+            cfg.write_text(cfg.read_text().replace(old, str(new_root)))
+        env = BackupEnv(root=new_root, repo=new_root / "repo", password_file=new_root / "restic-pw",
+                        policies=new_root / "policies", staging=new_root / "staging", config=new_root / "ragops.yaml",
+                        cache=new_root / "cache")
+        return World(env=env, redis=world.redis, chroma=world.chroma, snapshot_id=world.snapshot_id)
+
+    return clone
+
+
+@pytest.fixture
+def live_untouched(world: World) -> Any:
+    """Asserts after the test that the live Chroma and Redis dirs are byte-for-byte unchanged."""
+    before = hash_tree(world.chroma, world.redis.dir)
+    yield
+    assert hash_tree(world.chroma, world.redis.dir) == before, "a restore test touched live data"
