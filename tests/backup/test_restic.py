@@ -177,11 +177,13 @@ def start_stdin_backup(repo: r.Repo) -> subprocess.Popen[bytes]:
 
 def restic_pid(proc: subprocess.Popen[bytes]) -> int:
     """The restic process itself (sh may exec it or keep it as a child)."""
-    out = subprocess.run(["pgrep", "-s", str(proc.pid), "-x", "restic"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "backup --stdin"], capture_output=True, text=True).stdout.split()
+    out = [pid for pid in out if Path(f"/proc/{pid}/exe").resolve().name == "restic"]
     return int(out[0]) if out else proc.pid
 
 
-def test_a_killed_backup_leaves_a_stale_lock_that_the_next_operation_clears(local_target, repo_settings, data_tree) -> None:
+def test_a_killed_backup_leaves_a_stale_lock_that_the_next_operation_clears(make_target, restic_bin, repo_settings, data_tree) -> None:
+    local_target = make_target(restic=restic_bin)
     repo = r.make_repo(local_target, repo_settings("local"))
     r.init(local_target, repo)
     proc = start_stdin_backup(repo)
@@ -194,7 +196,8 @@ def test_a_killed_backup_leaves_a_stale_lock_that_the_next_operation_clears(loca
     assert r.backup(local_target, repo, [str(data_tree)], tags=["ragops"]).snapshot_id
 
 
-def test_a_live_lock_is_reported_and_not_broken(local_target, repo_settings) -> None:
+def test_a_live_lock_is_reported_and_not_broken(make_target, restic_bin, repo_settings) -> None:
+    local_target = make_target(restic=restic_bin)
     repo = r.make_repo(local_target, repo_settings("local"))
     r.init(local_target, repo)
     proc = start_stdin_backup(repo)
@@ -310,3 +313,19 @@ def test_secrets_never_show_in_ps_or_in_any_output(local_target, repo_settings, 
     texts = seen + [captured.out, captured.err, repr(summary), repr(snaps), str(failed.value), repr(repo)]
     for secret in secrets:
         assert not any(secret in t for t in texts)
+
+
+def test_a_lock_from_another_machine_counts_as_stale_only_after_30_minutes(local_target) -> None:
+    from ragops.backup.repository import check_lock_holder, classify_failure
+    from ragops.seam import CmdResult
+
+    repo = r.Repo(url="/r", password_file="/p")
+    text = ("unable to create lock in backend: repository is already locked exclusively by PID {pid} on {host} by root "
+            "(UID 0, GID 0)\nlock was created at 2026-01-01 03:00:00 ({age} ago)\nstorage ID af8afef9\n")
+    young = classify_failure(repo, "local", CmdResult("x", stderr=text.format(pid=1, host="elsewhere", age="12m3.5s"), exited=1), "check")
+    old = classify_failure(repo, "local", CmdResult("x", stderr=text.format(pid=1, host="elsewhere", age="2h0m1s"), exited=11), "check")
+    dead_here = classify_failure(repo, "local", CmdResult("x", stderr=text.format(pid=2**22 + 7, host=os.uname().nodename, age="5s"), exited=1), "check")
+    assert isinstance(young, RepoLockedError) and young.lock_host == "elsewhere" and young.age_s == pytest.approx(723.5)
+    assert not check_lock_holder(local_target, young)  # its PID cannot be checked from here
+    assert check_lock_holder(local_target, old)
+    assert check_lock_holder(local_target, dead_here)
