@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import output
@@ -249,10 +249,11 @@ def restore(target: Target, repo: Repo, snapshot_id: str, target_dir: str, inclu
 
 def make_copy_command(src: Repo, dst: Repo, snapshot_ids: list[str]) -> str:
     """`restic -r DST ... copy --from-repo SRC [--from-password-file|--from-password-command] IDS`."""
-    if dict(src.options) != dict(dst.options) and set(dict(src.options)) & set(dict(dst.options)):
-        conflicts = set(dict(src.options)) & set(dict(dst.options))
+    src_opts, dst_opts = dict(src.options), dict(dst.options)
+    conflicts = {k for k in src_opts.keys() & dst_opts.keys() if src_opts[k] != dst_opts[k]}
+    if conflicts:  # one restic process, one value per backend option
         raise ResticError(f"copy: {src.url} and {dst.url} need different values for {', '.join(sorted(conflicts))}")
-    merged = Repo(**{**dst.__dict__, "options": tuple(sorted({**dict(src.options), **dict(dst.options)}.items()))})
+    merged = replace(dst, options=tuple(sorted({**dict(src.options), **dict(dst.options)}.items())))
     args = ["copy", "--from-repo", src.url]
     if src.password_file:
         args += ["--from-password-file", src.password_file]

@@ -50,6 +50,9 @@ def test_copy_reads_the_source_password_from_its_own_file() -> None:
     dst = r.Repo(url="s3:http://h/bkt", password_file="/pb", secrets={"AWS_ACCESS_KEY_ID": "k"})
     cmd = r.make_copy_command(src, dst, ["abc123"])
     assert cmd == "restic -r s3:http://h/bkt --password-file /pb copy --from-repo /a --from-password-file /pa abc123"
+    with pytest.raises(Exception, match="need different values for s3.region"):
+        r.make_copy_command(r.Repo(url="s3:http://a/bkt", password_file="/pa", options=(("s3.region", "eu"),)),
+                            r.Repo(url="s3:http://b/bkt", password_file="/pb", options=(("s3.region", "us"),)), ["x"])
 
 
 def test_s3_urls_split_into_endpoint_bucket_and_prefix() -> None:
