@@ -20,6 +20,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,26 @@ class _ChunkedInput(io.StringIO):
 
     def read(self, size: int | None = -1) -> str:
         return super().read(65536)
+
+
+class _LineStream(io.TextIOBase):
+    """A write-only stream handing complete, masked lines to a callback."""
+
+    def __init__(self, callback: Callable[[str], None], mask: Callable[[str], str]) -> None:
+        self._callback, self._mask, self._buffer = callback, mask, ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            try:
+                self._callback(self._mask(line))
+            except Exception:  # noqa: BLE001 - progress display must never break the command
+                pass
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def quote(value: str | Path) -> str:
@@ -123,8 +144,13 @@ class Target:
         timeout: float | None = None,
         check: bool = False,
         quiet_dry: bool = False,
+        on_line: Callable[[str], None] | None = None,
     ) -> CmdResult:
-        """Run a shell command on the host. ``write=True`` commands are only printed under --dry."""
+        """Run a shell command on the host. ``write=True`` commands are only printed under --dry.
+
+        ``on_line`` receives each stdout line as it arrives (progress of long steps); the
+        full output is still captured in the result.
+        """
         secrets = secrets or {}
         self._secrets.update(v for v in secrets.values() if v)
         shown = self.mask(command)
@@ -140,6 +166,8 @@ class Target:
         output.debug(self.name, shown)
         conn = self.connection()
         kwargs: dict[str, Any] = {"hide": True, "warn": True, "timeout": timeout}
+        if on_line is not None:
+            kwargs.update(hide="err", out_stream=_LineStream(on_line, self.mask))
         # Always a finite stream: stdin is closed at its end, so no command can hang reading it.
         kwargs["in_stream"] = _ChunkedInput(feed or "")
         try:
