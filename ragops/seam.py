@@ -179,7 +179,7 @@ class Target:
             if self.host.is_local:
                 raise
             raise UnreachableError(describe_ssh_error(self.host, exc)) from None
-        res = CmdResult(command=shown, stdout=result.stdout, stderr=self.mask(result.stderr), exited=result.exited)
+        res = CmdResult(command=shown, stdout=self.mask(result.stdout), stderr=self.mask(result.stderr), exited=result.exited)
         if check and not res.ok:
             raise StepError(f"{self.name}: command failed (exit {res.exited}): {shown[:300]}\n{res.stderr.strip()[-800:]}")
         return res

@@ -97,10 +97,19 @@ def run_now(c, cronjob, namespace="rag-engine", timeout=1800, dry=False, kubecon
 def upgrade(c, k8s, image, namespace="rag-engine", container=None, timeout=300, dry=False, kubeconfig=None,
             context=None, config=None, json_=False):
     """Set a Deployment's image, wait for the rollout; on timeout `rollout undo` and wait until healthy."""
+    run_upgrade_task(c, k8s, image, namespace=namespace, container=container, timeout=timeout, dry=dry,
+                     kubeconfig=kubeconfig, context=context, config=config, json_=json_)
+
+
+def run_upgrade_task(c, k8s, image, *, namespace=None, container=None, timeout=None, dry=False,  # noqa: ANN001
+                     kubeconfig=None, context=None, config=None, json_=False) -> None:
+    """The body of k8s.upgrade, also called by `invoke upgrade --k8s ...` (ragops/tasks/release.py)."""
     from ..k8s.rollout import run_k8s_upgrade
 
-    run_cluster_task(c, "k8s.upgrade", lambda k: run_k8s_upgrade(k, k8s, image, namespace=namespace, container=container,
-                                                                  timeout_s=float(timeout)),
+    if not image:
+        raise Exit("upgrade --k8s: --image is required", code=int(ExitCode.CONFIG_ERROR))
+    run_cluster_task(c, "k8s.upgrade", lambda k: run_k8s_upgrade(k, k8s, image, namespace=namespace or "rag-engine",
+                                                                  container=container, timeout_s=float(timeout or 300)),
                      kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)
 
 

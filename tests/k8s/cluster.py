@@ -18,12 +18,10 @@ from typing import Any
 
 import requests
 import services  # tests/services.py (tests/ is on sys.path)
-import urllib3
 import yaml
 
 KUBE_DIR = Path(os.environ.get("RAGOPS_KUBE_DIR", "/var/cache/ragops/kube-1.20"))
 BIN = KUBE_DIR / "bin"
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def find_missing() -> list[str]:
@@ -38,12 +36,14 @@ class Cluster:
     kubeconfig: Path
     kubectl: str
     workdir: Path
+    ca: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def session(self) -> requests.Session:
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {self.token}"
-        s.verify = False
+        s.verify = str(self.ca)  # the API server's self-generated serving cert (+ its CA)
+        s.trust_env = False  # a REQUESTS_CA_BUNDLE in the environment would override `verify`
         return s
 
     def kubectl_run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,10 +77,10 @@ def write_keys(workdir: Path) -> tuple[Path, Path]:
     return priv, pub
 
 
-def write_kubeconfig(path: Path, url: str, token: str) -> None:
+def write_kubeconfig(path: Path, url: str, token: str, ca: Path) -> None:
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": url, "insecure-skip-tls-verify": True}}],
+        "clusters": [{"name": "test", "cluster": {"server": url, "certificate-authority": str(ca)}}],
         "users": [{"name": "admin", "user": {"token": token}}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
     }))
@@ -95,8 +95,9 @@ def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
     priv, pub = write_keys(workdir)
     url = f"https://127.0.0.1:{api_port}"
     kubeconfig = workdir / "kubeconfig"
-    write_kubeconfig(kubeconfig, url, token)
-    cluster = Cluster(url=url, token=token, kubeconfig=kubeconfig, kubectl=str(BIN / "kubectl"), workdir=workdir)
+    ca = workdir / "certs" / "apiserver.crt"
+    write_kubeconfig(kubeconfig, url, token, ca)
+    cluster = Cluster(url=url, token=token, kubeconfig=kubeconfig, kubectl=str(BIN / "kubectl"), workdir=workdir, ca=ca)
     try:
         etcd_log = workdir / "etcd.log"
         etcd = services.start_process([
@@ -117,11 +118,10 @@ def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
             "--authorization-mode=RBAC", f"--service-account-key-file={pub}",
             f"--service-account-signing-key-file={priv}", "--service-account-issuer=https://kubernetes.default.svc",
             "--service-cluster-ip-range=10.96.0.0/24", "--disable-admission-plugins=ServiceAccount",
-            "--allow-privileged=true", "--profiling=false", "--enable-priority-and-fairness=false", "--v=1",
+            "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", "--v=1",
         ], api_log)
         cluster.procs.append(api)
-        session = cluster.session()
-        services.wait_for(lambda: session.get(f"{url}/readyz", timeout=2).status_code == 200,
+        services.wait_for(lambda: ca.exists() and cluster.session().get(f"{url}/readyz", timeout=2).status_code == 200,
                           "kube-apiserver", api, api_log, timeout)
         kcm_log = workdir / "controller-manager.log"
         kcm = services.start_process([
