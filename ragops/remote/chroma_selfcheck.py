@@ -4,6 +4,11 @@ Usage::
 
     python3 - schema DIR                       # stdlib only: read chroma.sqlite3 READ-ONLY
     python3 - selfcheck DIR [--sample N]       # needs chromadb (the host's backup.chroma_python)
+    python3 - both DIR MANIFEST_JSON MIN_OVERLAP N   # chroma_inspect's verify + selfcheck in ONE process
+
+``both`` runs when this script is shipped AFTER ``chroma_inspect.py`` on the same stdin (its own
+``__main__`` block disabled, see ``ragops.restore.verify``): ChromaDB is imported and the store
+opened once for the verify and the self-retrieval probe.
 
 ``schema`` lists each collection's name, id, dimension, metric and embedding model straight from
 sqlite opened with ``mode=ro`` (it never opens the store with ChromaDB, so it is safe on a live dir).
@@ -93,6 +98,11 @@ def main(argv):
         return {"ok": False, "error": "no chroma.sqlite3 in " + path}
     if mode == "schema":
         return run_schema(path)
+    if mode == "both":
+        out = globals()["run_verify"](path, argv[2], float(argv[3]))  # from chroma_inspect, shipped first
+        if int(argv[4]) and out.get("collections"):
+            out["selfcheck"] = run_selfcheck(path, int(argv[4]))
+        return out
     if mode == "selfcheck":
         sample = int(argv[argv.index("--sample") + 1]) if "--sample" in argv else 50
         return run_selfcheck(path, sample)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,23 +84,52 @@ def read_manifest(target: Target, layout: plan.Layout, snap: restic.Snapshot) ->
 
 
 def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], manifest_path: str, policy: Policy,
-                     options: Options, port: int | None, live_target: Target) -> list[Check]:
-    checks = [verify.run_files_check(target, layout, doc)]
-    for rec in doc["sources"]:
-        if rec.get("kind") == "redis" and rec.get("path"):
-            checks += verify.run_redis_checks(target, layout, rec, port, policy.sources.redis.check_rdb)
-        elif rec.get("kind") == "chroma" and rec.get("path"):
-            checks += verify.run_chroma_checks(target, target.settings.backup.chroma_python, layout, rec, manifest_path,
-                                               min_overlap=options.min_overlap, selfcheck=options.selfcheck)
-            live_dir = policy.sources.chroma.data_dir or live_target.settings.chroma.data_dir
-            compat = verify.run_compat_check(live_target, rec, live_dir)
-            checks += [compat] if compat else []
-    return checks
+                     options: Options, port: int | None, live_target: Target, subset: str | None,
+                     repo: restic.Repo, timings: dict[str, float]) -> list[Check]:
+    """Files + Redis, Chroma (+ compatibility) and the repository check, in parallel (independent reads)."""
+
+    def files_and_redis() -> list[Check]:
+        checks = [verify.run_files_check(target, layout, doc)]
+        for rec in doc["sources"]:
+            if rec.get("kind") == "redis" and rec.get("path"):
+                checks += verify.run_redis_checks(target, layout, rec, port, policy.sources.redis.check_rdb)
+        return checks
+
+    def chroma() -> list[Check]:
+        checks: list[Check] = []
+        for rec in doc["sources"]:
+            if rec.get("kind") == "chroma" and rec.get("path"):
+                checks += verify.run_chroma_checks(target, target.settings.backup.chroma_python, layout, rec, manifest_path,
+                                                   min_overlap=options.min_overlap, selfcheck=options.selfcheck)
+                live_dir = policy.sources.chroma.data_dir or live_target.settings.chroma.data_dir
+                compat = verify.run_compat_check(live_target, rec, live_dir)
+                checks += [compat] if compat else []
+        return checks
+
+    groups = {"files+redis": files_and_redis, "chroma": chroma,
+              "repository": lambda: [verify.run_repository_check(target, repo, subset)]}
+    return run_parallel(groups, timings)
+
+
+def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Check]:
+    def timed(name: str) -> list[Check]:
+        t0 = time.monotonic()
+        try:
+            out: list[Check] = groups[name]()
+            return out
+        finally:
+            timings[name] = round(time.monotonic() - t0, 3)
+
+    with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="verify") as pool:
+        futures = {name: pool.submit(timed, name) for name in groups}
+        return [c for name in groups for c in futures[name].result()]
 
 
 def run_phases(target: Target, source: Host, live_target: Target, policy: Policy, repo: restic.Repo,
-               snap: restic.Snapshot, layout: plan.Layout, options: Options, phases: dict[str, float]) -> list[Check]:
+               snap: restic.Snapshot, layout: plan.Layout, options: Options, phases: dict[str, float],
+               timings: dict[str, float]) -> list[Check]:
     checks = [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}")]
+    subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
     port = None
     created = False
     try:
@@ -127,11 +157,11 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
             phases["start"] = time.monotonic() - t1
             t2 = time.monotonic()
             manifest_path = f"{layout.restored(doc['staging_dir'])}/{plan.MANIFEST_NAME}"
-            checks += run_verify_phase(target, layout, doc, manifest_path, policy, options, port, live_target)
+            checks += run_verify_phase(target, layout, doc, manifest_path, policy, options, port, live_target, subset,
+                                       repo, timings)
         else:
             t2 = time.monotonic()
-        subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
-        checks.append(verify.run_repository_check(target, repo, subset))
+            checks.append(verify.run_repository_check(target, repo, subset))
         phases["verify"] = time.monotonic() - t2
     finally:
         if created:
@@ -175,7 +205,8 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy))
     snap = resolve_snapshot(target, repo, policy, source.name, options.snapshot)
     phases: dict[str, float] = {}
-    checks = run_phases(target, source, live_target, policy, repo, snap, layout, options, phases)
+    timings: dict[str, float] = {}
+    checks = run_phases(target, source, live_target, policy, repo, snap, layout, options, phases, timings)
     rto = sum(phases.values())
     budget = policy.restore_test.rto_budget_s
     if budget:
@@ -195,7 +226,8 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
                         + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")")
     result.details = {"snapshot": snap.id, "snapshot_time": snap.time, "source": source.name, "verified_on": target.name,
                       "repository": repo.url, "ok": ok, "rto_s": round(rto, 3),
-                      "phases": {k: round(v, 3) for k, v in phases.items()}, "verified_bytes": verified,
+                      "phases": {k: round(v, 3) for k, v in phases.items()}, "verify_timings": timings,
+                      "verified_bytes": verified,
                       "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
                       "verify_failed": not ok}
     result.metrics = make_metrics(ok, rto, phases, verified, budget, read_previous_success(target), source.name)

@@ -106,17 +106,33 @@ def make_chroma_command(python: str, mode: str, *args: str) -> str:
     return f"ANONYMIZED_TELEMETRY=False {quote(python)} - {mode} " + " ".join(quote(a) for a in args)
 
 
+def make_combined_script() -> str | None:
+    """chroma_inspect (its __main__ block disabled) + chroma_selfcheck: one process, one ChromaDB import.
+    None if chroma_inspect's layout changed (then the two run as separate processes)."""
+    guard = 'if __name__ == "__main__":'
+    inspect = script("chroma_inspect")
+    if inspect.count(guard) != 1 or "def run_verify(" not in inspect:
+        return None
+    return inspect.replace(guard, "if False:  # ragops.restore: shipped with chroma_selfcheck") + "\n" + script("chroma_selfcheck")
+
+
 def run_chroma_checks(target: Target, python: str, layout: Layout, record: dict[str, Any], manifest_path: str, *,
                       min_overlap: float = 1.0, selfcheck: int = 50) -> list[Check]:
     directory = layout.restored(record["path"])
-    doc = run_json(target, make_chroma_command(python, "verify", directory, manifest_path, "--min-overlap", str(min_overlap)),
-                   script("chroma_inspect"), "chroma verify")
+    combined = make_combined_script() if selfcheck else None
+    if combined:
+        doc = run_json(target, make_chroma_command(python, "both", directory, manifest_path, str(min_overlap), str(selfcheck)),
+                       combined, "chroma verify")
+        own = doc.get("selfcheck")
+    else:
+        doc = run_json(target, make_chroma_command(python, "verify", directory, manifest_path, "--min-overlap", str(min_overlap)),
+                       script("chroma_inspect"), "chroma verify")
+        own = None
+        if selfcheck and doc.get("collections"):
+            own = run_json(target, make_chroma_command(python, "selfcheck", directory, "--sample", str(selfcheck)),
+                           script("chroma_selfcheck"), "chroma selfcheck")
     checks = convert_chroma_checks(doc) + compare_models(record, doc.get("collections", []))
-    if selfcheck and doc.get("collections"):
-        own = run_json(target, make_chroma_command(python, "selfcheck", directory, "--sample", str(selfcheck)),
-                       script("chroma_selfcheck"), "chroma selfcheck")
-        checks += convert_chroma_checks(own)
-    return checks
+    return checks + (convert_chroma_checks(own) if own else [])
 
 
 def run_live_schema(target: Target, data_dir: str | None) -> list[dict[str, Any]] | None:
