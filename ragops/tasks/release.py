@@ -28,9 +28,21 @@ def make_upgrade_steps(service: str, image: str):  # noqa: ANN201
 
 @task(help={**helps("host", "config", "dry", "json", "parallel"),
             "service": "Compose service to upgrade (e.g. api).",
-            "image": "Image to run (pulled if possible, else it must exist on the host)."})
-def upgrade(c, service, image, host=None, config=None, dry=False, json_=False, parallel=None):
+            "image": "Image to run (pulled if possible, else it must exist on the host).",
+            "k8s": "Upgrade a Kubernetes Deployment instead (deployment/NAME), like `invoke k8s.upgrade`.",
+            "namespace": "With --k8s: the Deployment's namespace (default rag-engine).",
+            "timeout": "With --k8s: seconds the rollout may take before it is undone (default 300)."})
+def upgrade(c, service=None, image=None, host=None, config=None, dry=False, json_=False, parallel=None,
+            k8s=None, namespace=None, timeout=None):
     """Rolling, health-gated upgrade of one Compose service; rolls back and exits non-zero on a failed gate."""
+    if k8s:  # Kubernetes: set image, rollout status, undo on failure (ragops/k8s/rollout.py)
+        from .k8s import run_upgrade_task
+
+        run_upgrade_task(c, k8s, image, namespace=namespace, timeout=timeout, dry=dry, config=config, json_=json_)
+        return
+    if not service or not image:
+        raise Exit("upgrade: --service and --image are required (or --k8s deployment/NAME --image IMAGE)",
+                   code=int(ExitCode.CONFIG_ERROR))
     execute(c, "upgrade", make_upgrade_steps(service, image), host=host, config=config, dry=dry, json_out=json_,
             parallel=int(parallel) if parallel else None)
 

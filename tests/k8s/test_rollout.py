@@ -84,11 +84,11 @@ def test_a_rollout_that_never_gets_ready_is_undone_and_ends_on_the_old_image(clu
 
 
 @pytest.mark.slow
-def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube, namespace, ragops_yaml) -> None:
+@pytest.mark.parametrize("task", ["k8s.upgrade", "upgrade"])
+def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube, namespace, ragops_yaml, task) -> None:
     deploy_ready(cluster, kube, namespace)
-    res = subprocess.run([INVOKE, "k8s.upgrade", "--k8s", "deployment/rag-api", "--image", "rag-api:9",
-                          "--namespace", namespace, "--dry", "--json", "--kubeconfig", str(cluster.kubeconfig),
-                          "--config", str(ragops_yaml)],
+    res = subprocess.run([INVOKE, task, "--k8s", "deployment/rag-api", "--image", "rag-api:9",  # KUBECONFIG from env
+                          "--namespace", namespace, "--dry", "--json", "--config", str(ragops_yaml)],
                          capture_output=True, text=True, cwd=ROOT, env=cluster.env(), timeout=120)
     assert res.returncode == 0, res.stderr
     step = json.loads(res.stdout)["hosts"][0]["steps"][0]
