@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 from fleet_helpers import make_host_entry, make_target
@@ -136,3 +137,23 @@ def test_controller_processes_run_spawn_and_stop_by_pid(tmp_path):
     assert stop_pid(pid, grace_s=2)
     assert not pid_alive(pid)
     assert stop_pid(pid) is False
+
+
+def check_large_output_is_read_in_linear_time(target):
+    t0 = time.monotonic()
+    res = target.run("head -c 8000000 /dev/zero | tr '\\0' x")
+    assert len(res.stdout) == 8_000_000
+    assert time.monotonic() - t0 < 5  # Invoke's own reader re-joins everything per 1000 B: minutes
+
+
+def test_large_output_is_read_in_linear_time_locally(tmp_path):
+    check_large_output_is_read_in_linear_time(make_target(tmp_path, {}))
+
+
+@pytest.mark.slow
+def test_large_output_is_read_in_linear_time_over_ssh(tmp_path, sshd):
+    target = remote_target(tmp_path, sshd, "127.0.0.7")
+    try:
+        check_large_output_is_read_in_linear_time(target)
+    finally:
+        target.close()
