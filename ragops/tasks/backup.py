@@ -90,15 +90,20 @@ def snapshots(c, host=None, config=None, policy=None, json_=False):
         second = []
         if pol.secondary is not None:
             second = restic.snapshots(target, restic.make_repo(target, pol.secondary, role="secondary"), host=target.name)
+        from ..restore.record import describe_verification, find_verification, read_verified
+
+        verified = read_verified(target)  # restore-test outcomes (ragops/restore/record.py)
         rows = []
         for snap in primary:
             summary = snap.raw.get("summary") or {}
             where = ["primary"] + (["secondary"] if any(s.matches(snap.id) for s in second) else [])
+            found = find_verification(verified, snap.id, snap.original)
             rows.append({"id": snap.short_id, "time": snap.time[:19], "tags": snap.tags, "paths": snap.paths,
                          "bytes": summary.get("total_bytes_processed"), "files": summary.get("total_files_processed"),
-                         "in": where})
+                         "in": where, "verified": found})
             size = f"{rows[-1]['bytes']} B" if rows[-1]["bytes"] is not None else "size n/a (restic < 0.17)"
-            output.info(target.name, f"{snap.short_id} {snap.time[:19]} {size} tags={','.join(snap.tags)} in={'+'.join(where)}")
+            output.info(target.name, f"{snap.short_id} {snap.time[:19]} {size} tags={','.join(snap.tags)} in={'+'.join(where)}"
+                        f" restore-test={describe_verification(found)}")
         return StepResult("backup.snapshots", OK, message=f"{len(rows)} snapshot(s) ({name})",
                           details={"policy": name, "snapshots": rows})
 

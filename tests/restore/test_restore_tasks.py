@@ -35,6 +35,11 @@ def test_restore_test_json_reports_checks_phases_and_writes_metrics(clone_world)
                  "ragops_restore_test_verified_bytes{"):
         assert line in prom, line
     assert 'ragops_step_success{host="local",step="restore-test"} 1' in (w.env.root / "metrics" / "ragops_task_restore_test.prom").read_text()
+    listing = invoke("backup.snapshots", "--config", str(w.env.config), "--json")
+    rows = json.loads(listing.stdout)["hosts"][0]["steps"][0]["details"]["snapshots"]
+    tested = [r for r in rows if r["verified"]]
+    assert len(tested) == 1 and tested[0]["id"] == step["details"]["snapshot"][:8] and tested[0]["verified"]["ok"]
+    assert f"{tested[0]['id']} " in listing.stderr and "restore-test=verified " in listing.stderr
 
 
 def test_a_missing_snapshot_exits_5_with_one_clear_message_and_no_traceback(clone_world):
