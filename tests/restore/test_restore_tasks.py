@@ -10,6 +10,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +120,21 @@ def test_restore_refuses_a_snapshot_whose_dimension_differs_from_the_live_collec
     assert res.returncode != 0
     assert "refusing to restore snapshot" in res.stderr and "dimension is 32 in the snapshot but 16 live" in res.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_restore_test_on_another_host_verifies_over_ssh_and_records_on_the_source(clone_world, sshd):
+    w = clone_world()
+    cfg = yaml.safe_load(w.env.config.read_text())
+    cfg["hosts"] = {"verify1": {"address": "127.0.0.3", "port": sshd.port, "user": sshd.user, "key_file": sshd.key_file,
+                                "known_hosts": sshd.known_hosts}}
+    w.env.config.write_text(yaml.safe_dump(cfg))
+    res = invoke("restore-test", "--config", str(w.env.config), "--host", "local", "--on", "verify1", "--json",
+                 "--selfcheck", "5")
+    assert res.returncode == 0, res.stderr[-3000:]
+    host = json.loads(res.stdout)["hosts"][0]
+    assert host["host"] == "local (on verify1)"
+    details = host["steps"][0]["details"]
+    assert details["verified_on"] == "verify1" and details["source"] == "local" and details["ok"]
+    records = json.loads((w.env.root / "metrics" / "ragops-restore-verified.json").read_text())["records"]
+    assert records[-1]["verified_on"] == "verify1" and records[-1]["snapshot_id"] == details["snapshot"]
