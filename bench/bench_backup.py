@@ -1,0 +1,86 @@
+"""Benchmark: `invoke backup` against plain `restic backup` of the same already-staged data.
+
+Dataset: 100k Redis keys (real redis-server), 50k Chroma vectors of 384 dims in 2 collections (real
+ChromaDB), 200 MB of files (backed up in place). Each side gets its own fresh local repository;
+run 1 is the first backup, run 2 is an unchanged re-run. Prints seconds and ratios
+(targets: <= 1.3 first run, <= 1.5 unchanged run).
+
+Usage: .venv/bin/python bench/bench_backup.py [--vectors 50000] [--files-mb 200] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "backup")]
+
+from backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
+from services import RedisFactory  # noqa: E402
+
+
+def make_files(base: Path, total_mb: int) -> None:
+    base.mkdir(parents=True)
+    for i in range(total_mb // 4):
+        (base / f"model-{i:03d}.bin").write_bytes(os.urandom(4 << 20))
+
+
+def timed(argv: list[str], **kw) -> float:  # noqa: ANN003
+    t0 = time.monotonic()
+    res = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if res.returncode:
+        raise SystemExit(f"{argv[:3]} failed: {res.stderr[-2000:]}")
+    return time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vectors", type=int, default=50_000)
+    ap.add_argument("--files-mb", type=int, default=200)
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--keep", default=None)
+    args = ap.parse_args()
+    tmp = Path(args.keep or tempfile.mkdtemp(prefix="bench-backup-"))
+    factory = RedisFactory(tmp / "redis")
+    try:
+        t0 = time.monotonic()
+        server = factory("bench")
+        fill_redis(server, args.keys)
+        half = args.vectors // 2
+        make_chroma_dir(tmp / "chroma", {"docs": half, "faq": args.vectors - half}, dims=384)
+        make_files(tmp / "files", args.files_mb)
+        print(f"dataset ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+        env = make_backup_env(tmp, redis=server, chroma_dir=tmp / "chroma", paths=[{"path": str(tmp / "files")}])
+        invoke = [str(Path(sys.executable).parent / "invoke"), "backup", "--host", "local", "--config", str(env.config)]
+        path_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        ours = [timed(invoke, cwd=ROOT, env=path_env) for _ in range(2)]
+
+        # plain restic: the same staged data (restored from our snapshot), already on disk
+        staged = tmp / "staged"
+        snap = env.snapshots()[-1]
+        env.restore(snap["id"], staged)
+        run_dir = next(staged.rglob("ragops-manifest.json")).parent
+        plain_repo = tmp / "plain-repo"
+        base = ["restic", "-r", str(plain_repo), "--password-file", str(env.password_file), "--cache-dir", str(tmp / "plain-cache")]
+        subprocess.run([*base, "init"], check=True, capture_output=True)
+        plain = [timed([*base, "backup", "--json", str(run_dir), str(tmp / "files")]) for _ in range(2)]
+        out = {"invoke_backup_s": [round(x, 2) for x in ours], "plain_restic_s": [round(x, 2) for x in plain],
+               "ratio_first": round(ours[0] / plain[0], 2), "ratio_unchanged": round(ours[1] / plain[1], 2),
+               "targets": {"first": 1.3, "unchanged": 1.5}}
+        print(json.dumps(out, indent=1))
+    finally:
+        factory.stop_all()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
