@@ -66,27 +66,38 @@ def run_schema(path):
     return {"ok": True, "dir": path, "collections": out}
 
 
-def run_selfcheck(path, sample):
+def open_store(path):
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+    return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
+
+
+def selfcheck_collection(col, sample):
+    """(failing ids, sampled count) of one collection's self-retrieval probe."""
+    ids = col.get(include=[])["ids"]
+    chosen = sorted(ids, key=lambda i: hashlib.sha256(("self:" + i).encode()).hexdigest())[:sample]
+    if not chosen:
+        return [], 0
+    got = col.get(ids=chosen, include=["embeddings"])
+    res = col.query(query_embeddings=[list(map(float, e)) for e in got["embeddings"]], n_results=1, include=["distances"])
+    bad = [i for i, top, dist in zip(got["ids"], res["ids"], res["distances"])
+           if not top or (top[0] != i and float(dist[0]) > 1e-6)]
+    bad += [i for i in chosen if i not in set(got["ids"])]
+    return bad, len(chosen)
+
+
+def run_selfcheck(path, sample):
+    client = open_store(path)
     checks, figures = [], {}
-    for listed in sorted(client.list_collections(), key=lambda c: getattr(c, "name", str(c))):
-        name = getattr(listed, "name", listed)
+    for listed in sorted(client.list_collections(), key=lambda c: str(getattr(c, "name", c))):
+        name = str(getattr(listed, "name", listed))
         try:
-            col = client.get_collection(name, embedding_function=None)
-            ids = col.get(include=[])["ids"]
-            chosen = sorted(ids, key=lambda i: hashlib.sha256(("self:" + i).encode()).hexdigest())[:sample]
-            got = col.get(ids=chosen, include=["embeddings"]) if chosen else {"ids": [], "embeddings": []}
-            res = col.query(query_embeddings=[list(map(float, e)) for e in got["embeddings"]], n_results=1,
-                            include=["distances"]) if chosen else {"ids": [], "distances": []}
-            bad = [i for i, top, dist in zip(got["ids"], res["ids"], res["distances"])
-                   if not top or (top[0] != i and float(dist[0]) > 1e-6)]
-            figures[name] = {"sampled": len(chosen), "failed": len(bad)}
-            checks.append(check(name + ": self-retrieval", not bad and len(got["ids"]) == len(chosen),
+            bad, sampled = selfcheck_collection(client.get_collection(name, embedding_function=None), sample)
+            figures[name] = {"sampled": sampled, "failed": len(bad)}
+            checks.append(check(name + ": self-retrieval", not bad,
                                 "%d of %d sampled stored vectors return themselves first; failing: %s"
-                                % (len(chosen) - len(bad), len(chosen), bad[:5])))
+                                % (sampled - len(bad), sampled, bad[:5])))
         except Exception as exc:  # noqa: BLE001 - a damaged index raises anything: it is the evidence
             checks.append(check(name + ": self-retrieval", False, "%s: %s" % (type(exc).__name__, str(exc)[:300])))
     return {"ok": all(c["ok"] for c in checks), "dir": path, "checks": checks, "figures": figures}
