@@ -123,7 +123,9 @@ def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True,
         output.error(target.name, str(exc))
     finally:
         result.duration_s = time.monotonic() - started
-        if result.status != "unreachable":
+        # The task's own series (step="<task>"), unless a step of the same name already wrote
+        # them (`invoke cleanup`): two files with the same series break node_exporter.
+        if result.status != "unreachable" and task not in {s.name for s in steps}:
             try:
                 whole = StepResult(task, result.status if result.status in (OK, DEGRADED) else FAILED,
                                    duration_s=result.duration_s, bytes_freed=result.bytes_freed)
