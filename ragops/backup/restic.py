@@ -113,7 +113,7 @@ def init(target: Target, repo: Repo) -> bool:
 
 
 def make_backup_args(paths: list[str], *, tags: list[str], host_tag: str | None = None,
-                     exclude: list[str] | None = None, dry: bool = False) -> list[str]:
+                     exclude: list[str] | None = None, dry: bool = False, parent: str | None = None) -> list[str]:
     """`backup` arguments; refuses relative paths (restic would store them under / and a later
     --include would silently match nothing)."""
     bad = [p for p in paths if not os.path.isabs(p)]
@@ -126,6 +126,8 @@ def make_backup_args(paths: list[str], *, tags: list[str], host_tag: str | None 
         args += ["--host", host_tag]
     for pattern in exclude or []:
         args += ["--exclude", pattern]
+    if parent:  # the staging dir differs per run, so restic would not find the parent by path
+        args += ["--parent", parent]
     if dry:
         args.append("--dry-run")
     return args + list(paths)
@@ -149,9 +151,9 @@ def parse_backup_output(stdout: str, dry: bool) -> BackupSummary:
 
 
 def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], host_tag: str | None = None,
-           exclude: list[str] | None = None, timeout: float | None = None) -> BackupSummary:
+           exclude: list[str] | None = None, timeout: float | None = None, parent: str | None = None) -> BackupSummary:
     """Snapshot absolute paths. Under --dry: `backup --dry-run` (a read) reports what would be sent."""
-    args = make_backup_args(paths, tags=tags, host_tag=host_tag, exclude=exclude, dry=target.dry)
+    args = make_backup_args(paths, tags=tags, host_tag=host_tag, exclude=exclude, dry=target.dry, parent=parent)
     cmd = make_restic_command(repo, args, json=True)
     check_reachable(target, repo)
 

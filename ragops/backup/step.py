@@ -93,7 +93,11 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
             output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
             if not paths:
                 return restic.BackupSummary(snapshot_id=None, dry=True)
-        return restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes)
+        # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
+        previous = restic.snapshots(target, repo, tags=make_tags(policy), host=target.name) if not target.dry else []
+        parent = previous[-1].id if previous else None
+        return restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
+                             parent=parent)
 
 
 def run_backup(target: Target, policy_name: str | None = None) -> StepResult:

@@ -1,0 +1,21 @@
+"""restic backup arguments (pure planner)."""
+
+import pytest
+
+from ragops.backup.restic import make_backup_args
+from ragops.errors import ConfigError
+
+
+def test_backup_args_name_the_parent_snapshot_so_unchanged_files_are_not_reread():
+    args = make_backup_args(["/var/tmp/stage/run-1", "/etc/rag"], tags=["ragops"], host_tag="prod1", parent="abc123")
+    assert args[args.index("--parent") + 1] == "abc123"
+    assert args[-2:] == ["/var/tmp/stage/run-1", "/etc/rag"]
+
+
+def test_backup_args_without_a_previous_snapshot_have_no_parent():
+    assert "--parent" not in make_backup_args(["/srv/x"], tags=[], parent=None)
+
+
+def test_backup_args_refuse_relative_paths():
+    with pytest.raises(ConfigError, match="must be absolute"):
+        make_backup_args(["srv/x"], tags=[])
