@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -158,7 +160,7 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
     check_reachable(target, repo)
 
     def once() -> Any:
-        res = target.run(cmd, secrets=make_secrets((repo, "")), timeout=timeout)
+        res = target.run(cmd, secrets=make_secrets((repo, "")), timeout=timeout, on_line=make_progress(target.name))
         if not res.ok and res.exited != 3:  # 3: snapshot made, some files unreadable
             raise classify_failure(repo, target.name, res, "backup")
         return res
@@ -171,6 +173,24 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
     output.info(target.name, f"backup {verb} {summary.data_added} bytes ({summary.files_new} new, "
                 f"{summary.files_changed} changed files of {summary.total_files_processed})")
     return summary
+
+
+def make_progress(host: str, every_s: float = 2.0) -> Callable[[str], None]:
+    """Show restic's --json status lines as a progress line every few seconds."""
+    last = [0.0]
+
+    def show(line: str) -> None:
+        if '"status"' not in line or time.monotonic() - last[0] < every_s:
+            return
+        try:
+            doc = jsonlib.loads(line)
+        except ValueError:
+            return
+        last[0] = time.monotonic()
+        output.info(host, f"backup {doc.get('percent_done', 0) * 100:.0f}%: {doc.get('files_done', 0)}/"
+                          f"{doc.get('total_files', '?')} files, {doc.get('bytes_done', 0)}/{doc.get('total_bytes', '?')} bytes")
+
+    return show
 
 
 def snapshots(target: Target, repo: Repo, *, tags: list[str] | None = None, host: str | None = None) -> list[Snapshot]:

@@ -19,3 +19,15 @@ def test_backup_args_without_a_previous_snapshot_have_no_parent():
 def test_backup_args_refuse_relative_paths():
     with pytest.raises(ConfigError, match="must be absolute"):
         make_backup_args(["srv/x"], tags=[])
+
+
+def test_backup_progress_shows_restic_status_lines_and_ignores_the_rest(capsys):
+    from ragops.backup.restic import make_progress
+
+    show = make_progress("prod1", every_s=0)
+    show('{"message_type":"status","percent_done":0.5,"files_done":5,"total_files":10,"bytes_done":50,"total_bytes":100}')
+    show("not json at all")
+    show('{"message_type":"summary","snapshot_id":"x"}')
+    err = capsys.readouterr().err
+    assert "backup 50%: 5/10 files, 50/100 bytes" in err
+    assert err.count("backup ") == 1
