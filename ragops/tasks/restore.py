@@ -10,8 +10,6 @@ from invoke import Exit, task
 from ..config import select_hosts
 from ..errors import ExitCode, RagopsError
 from ..report import HostResult, RunResult
-from ..restore.apply import RestoreOptions, make_restore_step
-from ..restore.run import Options, make_restore_test_step
 from ..runner import run_fleet, run_host
 from ..seam import Target
 from .common import HELP, execute, finish, helps, make_run_targets
@@ -39,15 +37,23 @@ def mark_verify_failures(results: list[HostResult]) -> None:
 
 
 def make_options(snapshot: str, keep: bool, scratch_dir: str | None, policy: str | None, min_overlap: Any,
-                 selfcheck: Any, read_data_subset: str | None) -> Options:
+                 selfcheck: Any, read_data_subset: str | None) -> Any:
     subset: str | None = "policy" if read_data_subset is None else read_data_subset
     if subset in ("none", "off", ""):
         subset = None
     try:
+        from ..restore.run import Options
+
         return Options(snapshot=snapshot or "latest", keep=bool(keep), scratch_dir=scratch_dir, policy=policy,
                        min_overlap=1.0 if min_overlap is None else float(min_overlap), selfcheck=int(selfcheck), read_data_subset=subset)
     except ValueError as exc:
         raise Exit(f"restore-test: bad flag value: {exc}", code=int(ExitCode.CONFIG_ERROR)) from None
+
+
+def make_step(host: Any, options: Any) -> Any:
+    from ..restore.run import make_restore_test_step
+
+    return make_restore_test_step(host, options)
 
 
 @task(help=TEST_HELP)
@@ -67,11 +73,11 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
         results = []
         for src in targets:  # one after the other: they share the verifying host (and its lock)
             runner = Target(host=on_hosts[0], dry=False, ssh_config_file=loaded.config.ssh_config_file)
-            hr = run_host(runner, "restore-test", [make_restore_test_step(src.host, options)])
+            hr = run_host(runner, "restore-test", [make_step(src.host, options)])
             hr.host = f"{src.name} (on {on_hosts[0].name})"
             results.append(hr)
     else:
-        results = run_fleet(targets, lambda t: run_host(t, "restore-test", [make_restore_test_step(t.host, options)]),
+        results = run_fleet(targets, lambda t: run_host(t, "restore-test", [make_step(t.host, options)]),
                             parallel=loaded.config.parallel, fail_percent=loaded.config.fail_percent)
     mark_verify_failures(results)
     finish(RunResult(task="restore-test", dry=False, hosts=results, started_at=started,
@@ -92,5 +98,7 @@ def restore(c, host=None, snapshot="latest", target=None, force=False, policy=No
     """Restore a snapshot into --target (refusing a non-empty one without --force) and print how to serve from it."""
     if not target:
         raise Exit("restore: --target DIR is required (an empty absolute directory on the host)", code=int(ExitCode.CONFIG_ERROR))
+    from ..restore.apply import RestoreOptions, make_restore_step
+
     options = RestoreOptions(target_dir=target, snapshot=snapshot or "latest", force=bool(force), policy=policy)
     execute(c, "restore", lambda h: [make_restore_step(options)], host=host, config=config, dry=dry, json_out=bool(json_))
