@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 from docker_engine import Engine
@@ -81,6 +82,7 @@ def _names(engine: Engine, *ids: str) -> list[str]:
 def test_maintain_docker_step_never_touches_volumes_and_a_short_until_takes_recent_unused_images(fresh_engine, tmp_path):
     engine, images = fresh_engine()
     engine.run("volume", "create", "orphan")
+    time.sleep(2.5)  # every image is now older than until=1s (the fixture may have built the last one just now)
     res = run_docker_step(make_target(engine, tmp_path, prune_until="1s"))
     assert res.status == "ok" and "volumes untouched" in res.message
     assert engine.run("volume", "ls", "-q").stdout.split() == ["orphan"]
