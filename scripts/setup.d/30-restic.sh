@@ -27,37 +27,11 @@ if [ -f "$NEW_DIR/.complete" ] && [ -x "$NEW_DIR/usr/bin/restic" ]; then
     exit 0
 fi
 
+# shellcheck source=scripts/lib/fetch-debs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/fetch-debs.sh"
+
 fetch_new_restic() {
-    local tmp
-    tmp="$(mktemp -d /tmp/ragops-apt-XXXXXX)"
-    # shellcheck disable=SC2064
-    trap "rm -rf '$tmp'; trap - RETURN" RETURN
-    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs" "$tmp/root"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $NEW_SUITE main" \
-        >"$tmp/sources.list"
-    local opts=(
-        -o "Dir::Etc::SourceList=$tmp/sources.list"
-        -o "Dir::Etc::SourceParts=-"
-        -o "Dir::State::Lists=$tmp/lists"
-        -o "Dir::Cache=$tmp/cache"
-        -o "Dir::Cache::pkgcache="
-        -o "Dir::Cache::srcpkgcache="
-        -o "APT::Get::List-Cleanup=0"
-    )
-    log "fetching $NEW_SUITE restic into $NEW_DIR"
-    "${APT[@]}" "${opts[@]}" update >"$tmp/update.log" 2>&1 \
-        || { cat "$tmp/update.log"; return 1; }
-    (cd "$tmp/debs" && "${APT[@]}" "${opts[@]}" -o APT::Sandbox::User=root download restic) || return 1
-    local deb
-    for deb in "$tmp"/debs/*.deb; do
-        dpkg-deb -x "$deb" "$tmp/root" || return 1
-        echo "$(dpkg-deb -f "$deb" Package)=$(dpkg-deb -f "$deb" Version)" >>"$tmp/root/.versions" || return 1
-    done
-    [ -x "$tmp/root/usr/bin/restic" ] || { log "no restic binary in the $NEW_SUITE package"; return 1; }
-    "$tmp/root/usr/bin/restic" version >/dev/null || return 1
-    mkdir -p "$(dirname "$NEW_DIR")" && rm -rf "$NEW_DIR.tmp" && mv "$tmp/root" "$NEW_DIR.tmp" \
-        && mv "$NEW_DIR.tmp/.versions" "$NEW_DIR.tmp/.complete" \
-        && rm -rf "$NEW_DIR" && mv "$NEW_DIR.tmp" "$NEW_DIR" || return 1
+    fetch_debs "$NEW_SUITE" "$NEW_DIR" usr/bin/restic restic || return 1
     log "newer restic ready: $("$NEW_DIR/usr/bin/restic" version)"
 }
 
