@@ -212,6 +212,7 @@ def make_fast_runner(base: type) -> type:
 
     class FastRunner(base):  # type: ignore[valid-type, misc]
         read_chunk_size = 65536
+        input_sleep = 0.003  # Invoke polls for exit/stdin every 10 ms: most of a short command's cost
 
         def respond(self, buffer_: list[str]) -> None:
             if self.watchers:
