@@ -54,7 +54,50 @@ defaults:
   lock_path: "{root}/run/ragops.lock"
   metrics_dir: "{root}/metrics"
   disk: {{warn_percent: 95, fail_percent: 98}}
+  backup: {{policy: demo, policies_dir: "{root}/policies", staging_dir: "{root}/staging", chroma_python: "{sys.executable}"}}
+  steps: [cleanup, logrotate, health, backup]
 """
+
+
+DEMO_POLICY = """# The demo deployment's backups: a local restic repository inside the demo dir.
+description: Demo snapshots of Redis, Chroma and the demo's configuration.
+repository:
+  url: {root}/restic
+  password_file: {root}/secrets/restic-password
+sources:
+  redis: {{enabled: true}}
+  chroma: {{enabled: true, strategy: live, live_retries: 3}}
+  paths:
+    - path: {root}/config
+retention: {{keep_last: 3, keep_daily: 7}}
+tags: [ragops, demo]
+schedule: "0 3 * * *"
+check: {{cadence: "0 4 * * 0", read_data_subset: "10%"}}
+restore_test: {{cadence: "0 5 * * 0", rto_budget_s: 600}}
+"""
+
+
+def make_backup_setup(root: Path) -> str:
+    """The demo's backup policy, restic password (0600), a config dir to back up, an initialized repo."""
+    import secrets
+
+    from .seam import run_local
+
+    (root / "policies").mkdir(parents=True, exist_ok=True)
+    (root / "policies" / "demo.yaml").write_text(DEMO_POLICY.format(root=root))
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "config" / "rag-engine.yaml").write_text("model: demo-random-16d\ncollections: [docs, faq]\n")
+    password = root / "secrets" / "restic-password"
+    if not password.exists():
+        password.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        password.touch(mode=0o600)
+        password.write_text(secrets.token_urlsafe(24) + "\n")
+    repo = root / "restic"
+    if not (repo / "config").exists():
+        res = run_local(["restic", "-r", str(repo), "--password-file", str(password), "init"], timeout=60)
+        if not res.ok:
+            raise StepError(f"demo: restic init {repo} failed: {res.stderr.strip()[-300:]}")
+    return str(repo)
 
 
 def free_port() -> int:
@@ -134,6 +177,7 @@ def up(root: Path | None = None) -> dict[str, object]:
         (run / "state.json").write_text(json.dumps(state))
     counts = make_chroma(root / "chroma")
     made = make_files(root)
+    repo = make_backup_setup(root)
     redis_pid = _start(run / "redis.pid", state["redis_port"], "redis-server", [
         shutil.which("redis-server") or "redis-server", "--port", str(state["redis_port"]), "--bind", "127.0.0.1",
         "--dir", str(root / "redis"), "--save", "3600 1", "--daemonize", "no", "--logfile", str(root / "logs" / "redis-server.log")],
@@ -142,7 +186,8 @@ def up(root: Path | None = None) -> dict[str, object]:
     api_pid = _start(run / "api.pid", state["api_port"], "demo API", [
         sys.executable, "-m", "ragops.demo_api", "--port", str(state["api_port"]), "--redis-port", str(state["redis_port"]),
         "--chroma", str(root / "chroma")], root)
-    return {"dir": str(root), **state, "redis_pid": redis_pid, "api_pid": api_pid, "collections": counts, "files": made}
+    return {"dir": str(root), **state, "redis_pid": redis_pid, "api_pid": api_pid, "collections": counts, "files": made,
+            "restic_repository": repo}
 
 
 def _start(pid_file: Path, port: int, what: str, argv: list[str], root: Path) -> int:

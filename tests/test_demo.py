@@ -54,7 +54,9 @@ def test_two_demos_run_side_by_side_and_maintain_local_cleans_one(tmp_path, two_
     res = invoke_in(tmp_path, demo_a, "maintain", "--host", "local", "--json")
     assert res.returncode == 0, res.stderr
     host = res.json()["hosts"][0]
-    assert host["status"] == "ok" and [s["step"] for s in host["steps"]] == ["cleanup", "logrotate", "health"]
+    assert host["status"] == "ok" and [s["step"] for s in host["steps"]] == ["cleanup", "logrotate", "health", "backup"]
+    backup = host["steps"][3]
+    assert backup["status"] == "ok" and backup["details"]["policy"] == "demo"  # a real restic snapshot in the demo dir
     assert not any(p.exists() for p in old) and all(p.exists() for p in kept)
     checks = {c["name"]: c for c in host["steps"][2]["details"]["checks"]}
     assert checks["api_status"]["figures"]["total_documents"] == sum(demo.COLLECTIONS.values())
