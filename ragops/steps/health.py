@@ -206,7 +206,8 @@ def run_health(target: Target) -> StepResult:
     status = summarize_status([StepResult(c.name, c.status) for c in checks])
     bad = [c for c in checks if c.status in (DEGRADED, FAILED)]
     result = StepResult("health", status, details={"checks": [asdict(c) for c in checks]})
-    result.message = "healthy: " + ", ".join(c.name for c in checks if c.status == OK) if not bad else \
+    groups = sorted({c.name.split(":")[0].split("_")[0] for c in checks if c.status == OK})
+    result.message = f"healthy: {sum(c.status == OK for c in checks)} checks ok ({', '.join(groups)})" if not bad else \
         "; ".join(f"{c.name} {c.status}: {c.message}" for c in bad)
     for c in checks:
         value = {OK: 0, DEGRADED: 1, FAILED: 2, SKIPPED: -1}[c.status]
