@@ -5,7 +5,8 @@ is held for the whole run), backup (the backup step when a policy is configured,
 --skip-backup), upgrade:<service> for every configured service in order, verify (health again,
 /status and Chroma document counts unchanged, canned queries). On a failure every service already
 upgraded in this release is rolled back (a failing service rolls itself back), and with
---restore-on-failure a restore step follows (not available yet: reported as skipped, see the runbook).
+--restore-on-failure the pre-release snapshot is restored beside the live data (``<staging_dir>-release-restore/<id>``)
+and the exact switch-over steps are printed: ragops never overwrites live data by itself.
 """
 
 from __future__ import annotations
@@ -158,9 +159,25 @@ def run_release_steps(target: Target, opts: ReleaseOptions, result: HostResult) 
         result.steps.append(res)
         (output.error if res.failed else output.warn)(target.name, f"rollback:{service}: {res.status} ({res.duration_s:.1f}s) {res.message}")
     if opts.restore_on_failure:
-        msg = "restore of the pre-release snapshot is not automated yet: restore by hand (docs/runbooks/release-day.md)"
-        output.warn(target.name, msg)
-        result.steps.append(StepResult("restore", SKIPPED, message=msg))
+        snapshot = next((s.details.get("snapshot_id") for s in result.steps if s.step == "backup" and s.status == "ok"), None)
+        res = run_step(target, Step("restore", lambda t: run_pre_release_restore(t, opts, snapshot)))
+        result.steps.append(res)
+        (output.error if res.failed else output.warn)(target.name, f"restore: {res.status} {res.message}")
+
+
+def make_restore_dir(target: Target, opts: ReleaseOptions) -> str:
+    """Where the pre-release snapshot is restored: beside the staging dir, never over live data."""
+    return f"{target.settings.backup.staging_dir.rstrip('/')}-release-restore/{opts.release_id}"
+
+
+def run_pre_release_restore(target: Target, opts: ReleaseOptions, snapshot: str | None) -> StepResult:
+    """Restore the snapshot this release's backup step took into a fresh dir and print the exact
+    switch-over steps (ragops never overwrites live Redis/Chroma data by itself)."""
+    if not snapshot:
+        return StepResult("restore", SKIPPED, message="no pre-release snapshot was taken in this release (backup skipped or failed)")
+    from ..restore.apply import RestoreOptions, run_restore
+
+    return run_restore(target, RestoreOptions(target_dir=make_restore_dir(target, opts), snapshot=snapshot))
 
 
 def run_release_host(target: Target, opts: ReleaseOptions, task: str = "release") -> HostResult:

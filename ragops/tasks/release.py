@@ -78,7 +78,7 @@ def make_release_id(version: str) -> str:
             "version": "Version to release: fills the {version} of each docker.services[].image template.",
             "batch": "Hosts per batch (default: docker.release.batch_size); stop after the first failed batch.",
             "skip_backup": "Do not run the pre-release backup.",
-            "restore_on_failure": "After a rollback, also restore the pre-release snapshot (not automated yet: reported).",
+            "restore_on_failure": "After a rollback, also restore the pre-release snapshot beside the live data and print the switch-over steps.",
             "record_dir": "Where the markdown + JSON release record goes (default: docker.release.record_dir)."})
 def release(c, version, host=None, config=None, batch=None, skip_backup=False, restore_on_failure=False,
             record_dir=None, dry=False, json_=False):
