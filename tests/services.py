@@ -184,6 +184,9 @@ def start_sshd(workdir: Path, addresses: list[str] | None = None, timeout: float
         "PasswordAuthentication": "no", "KbdInteractiveAuthentication": "no", "PubkeyAuthentication": "yes",
         "PermitRootLogin": "yes", "Subsystem": "sftp internal-sftp", "MaxStartups": "100:30:200",
         "MaxSessions": 100, "UseDNS": "no", "PrintMotd": "no", "LogLevel": "INFO",
+        # bash sources ~/.bashrc for commands run by sshd unless SHLVL >= 1: this machine's root
+        # .bashrc runs `pyenv init` (~100 ms, ~100 processes) per command, which no test host needs.
+        "SetEnv": "SHLVL=1",
     }
     conf = _write_private(workdir / "sshd_config", "".join(f"ListenAddress {a}\n" for a in addresses)
                           + "".join(f"{k} {v}\n" for k, v in server_opts.items()))
