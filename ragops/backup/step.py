@@ -100,6 +100,15 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
                              parent=parent)
 
 
+def check_new_snapshot_kept(target: Target, repo: restic.Repo, gone: restic.ForgetResult, snapshot_id: str) -> None:
+    """The new snapshot must be listed by the repository and kept by retention. forget's own listing
+    (which runs anyway) proves it; only if it is missing there is the repository asked again."""
+    if any(s.matches(snapshot_id) for s in gone.remove):
+        raise StepError(f"{target.name}: the retention policy removed snapshot {snapshot_id} just taken: fix its keep_* rules")
+    if not any(s.matches(snapshot_id) for s in gone.keep) and restic.verify_present(target, repo, snapshot_id) is None:
+        raise StepError(f"{target.name}: snapshot {snapshot_id} is not listed in {repo.describe()} after backup")
+
+
 def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
     name = policy_name or target.settings.backup.policy
     policy = load_host_policy(target.host, policy_name)
@@ -120,16 +129,15 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
         summary = run_snapshot(target, policy, name, repo, result)
         snapshot_id = summary.snapshot_id or ""
         env["RAGOPS_SNAPSHOT_ID"] = snapshot_id
-        if not target.dry:
-            if restic.verify_present(target, repo, snapshot_id) is None:
-                raise StepError(f"{target.name}: snapshot {snapshot_id} is not listed in {repo.describe()} after backup")
-            if policy.secondary is not None:
-                second = restic.make_repo(target, policy.secondary, role="secondary")
-                restic.copy(target, repo, second, [snapshot_id])
-                if restic.verify_present(target, second, snapshot_id) is None:
-                    raise StepError(f"{target.name}: snapshot {snapshot_id} was copied but is not in {second.describe()}")
-                result.details["secondary"] = second.url
+        if not target.dry and policy.secondary is not None:
+            second = restic.make_repo(target, policy.secondary, role="secondary")
+            restic.copy(target, repo, second, [snapshot_id])  # reads the new snapshot from the primary
+            if restic.verify_present(target, second, snapshot_id) is None:
+                raise StepError(f"{target.name}: snapshot {snapshot_id} was copied but is not in {second.describe()}")
+            result.details["secondary"] = second.url
         gone = restic.forget(target, repo, policy.retention, tags=make_tags(policy), host=target.name)
+        if not target.dry:
+            check_new_snapshot_kept(target, repo, gone, snapshot_id)
         result.details["forget"] = {"keep": [s.short_id for s in gone.keep], "remove": [s.short_id for s in gone.remove]}
         if target.dry:
             for snap in gone.remove:
