@@ -65,3 +65,18 @@ def test_the_check_plan_follows_the_manifest_sources():
     checks = plan.make_check_plan({"sources": [{"kind": "redis"}]}, read_data_subset="10%", selfcheck=0, compat=False)
     assert "redis: key counts" in checks and not any(c.startswith("chroma") for c in checks)
     assert checks[-1] == "repository: restic check --read-data-subset=10%"
+
+
+def test_stopping_the_throwaway_redis_returns_as_soon_as_it_is_a_zombie_or_gone(tmp_path):
+    """A real child left unreaped (a zombie) must count as stopped: init may reap it late."""
+    import subprocess
+    import time
+
+    from ragops.restore.plan import make_redis_stop_command
+
+    child = subprocess.Popen(["sleep", "30"])  # we do not wait() on it until the end: it stays a zombie
+    (tmp_path / "redis.pid").write_text(str(child.pid))
+    started = time.monotonic()
+    subprocess.run(["sh", "-c", make_redis_stop_command(str(tmp_path))], check=True, timeout=10)
+    assert time.monotonic() - started < 1.0
+    assert child.wait(timeout=5) == -9

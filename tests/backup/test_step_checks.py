@@ -1,0 +1,25 @@
+"""The backup step's post-backup check of the new snapshot (pure: forget's listing decides)."""
+
+import pytest
+
+from ragops.backup.restic import ForgetResult, Snapshot
+from ragops.backup.step import check_new_snapshot_kept
+from ragops.config import load_config
+from ragops.errors import StepError
+from ragops.seam import Target
+
+
+def _snap(sid: str) -> Snapshot:
+    return Snapshot(id=sid, short_id=sid[:8], time="2026-11-28T00:00:00", hostname="local", paths=["/x"])
+
+
+def test_a_new_snapshot_in_forgets_keep_list_needs_no_further_restic_call():
+    target = Target(host=load_config().hosts["local"])
+    check_new_snapshot_kept(target, None, ForgetResult(keep=[_snap("abcdef123456")], remove=[], dry=False), "abcdef12")  # type: ignore[arg-type]
+
+
+def test_retention_that_removes_the_snapshot_just_taken_fails_the_step():
+    target = Target(host=load_config().hosts["local"])
+    gone = ForgetResult(keep=[_snap("0000aaaa")], remove=[_snap("abcdef123456")], dry=False)
+    with pytest.raises(StepError, match="retention policy removed snapshot abcdef12"):
+        check_new_snapshot_kept(target, None, gone, "abcdef12")  # type: ignore[arg-type]
