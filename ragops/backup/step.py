@@ -47,12 +47,22 @@ def run_hooks(target: Target, commands: list[str], env: dict[str, str], timeout:
 
 
 def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
-    staged: list[Staged] = []
+    """Stage every source; Redis, Chroma and paths are independent stores, so they run in parallel.
+    All of them have finished (or failed) when this returns; the first error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
     src = policy.sources
-    for stage in (lambda: redis_source.run_stage(target, src.redis, run_dir),
-                  lambda: chroma_source.run_stage(target, src.chroma, run_dir),
-                  lambda: paths_source.run_stage(target, src.paths)):
-        item = stage()
+    stages = (lambda: redis_source.run_stage(target, src.redis, run_dir),
+              lambda: chroma_source.run_stage(target, src.chroma, run_dir),
+              lambda: paths_source.run_stage(target, src.paths))
+    with ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix=f"stage-{target.name}") as pool:
+        futures = [pool.submit(stage) for stage in stages]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+    staged: list[Staged] = []
+    for future in futures:
+        item = future.result()
         if item is not None:
             output.info(target.name, f"source {item.name}: staged in {item.duration_s:.1f}s")
             staged.append(item)
@@ -73,6 +83,13 @@ def make_details(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.Repo,
                  result: StepResult) -> restic.BackupSummary:
     """Stage, write the manifest, run restic backup; the staging dir is gone when this returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parent-{target.name}")
+    # The previous snapshot (restic's --parent) is looked up while the sources are staged.
+    previous_future = lookup.submit(restic.snapshots, target, repo, tags=make_tags(policy), host=target.name) \
+        if not target.dry else None
+    lookup.shutdown(wait=False)
     with run_staging(target, target.settings.backup.staging_dir) as run_dir:
         staged = run_sources(target, policy, run_dir)
         for item in staged:
@@ -94,7 +111,7 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
             if not paths:
                 return restic.BackupSummary(snapshot_id=None, dry=True)
         # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
-        previous = restic.snapshots(target, repo, tags=make_tags(policy), host=target.name) if not target.dry else []
+        previous = previous_future.result() if previous_future is not None else []
         parent = previous[-1].id if previous else None
         return restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
                              parent=parent)

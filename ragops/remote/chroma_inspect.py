@@ -107,10 +107,28 @@ def open_client(path):
     return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
 
 
+def find_sparse_files(path, min_size=16 << 20):
+    """Files whose apparent size is mostly holes. HNSW segment files are written densely; a copy
+    taken while the writer extends one can come out as a huge sparse file (seen: 711 GB apparent,
+    108 KB allocated), which passes the index checks but is no backup. Such a copy is torn."""
+    bad = []
+    for d, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(d, name))
+            if st.st_size > min_size and st.st_blocks * 512 * 2 < st.st_size:
+                bad.append("%s: %d bytes apparent, %d allocated" % (os.path.relpath(os.path.join(d, name), path),
+                                                                     st.st_size, st.st_blocks * 512))
+    return bad
+
+
 def run_inspect(path, probes, k, probe_ids_by_name=None):
     if not os.path.isfile(os.path.join(path, "chroma.sqlite3")):
         return {"ok": False, "dir": path, "error": "no chroma.sqlite3 in " + path,
                 "checks": [check("chroma.sqlite3 exists", False, path)]}
+    sparse = find_sparse_files(path)
+    if sparse:  # never hand such a file to hnswlib (it sizes buffers from the file)
+        return {"ok": False, "dir": path, "error": "torn copy: sparse segment files",
+                "checks": [check("segment files are dense (not a torn copy)", False, "; ".join(sparse)[:600])]}
     integrity = read_integrity(path)  # before chromadb opens (and possibly touches) the files
     out = {"dir": path, "integrity_check": integrity, "collections": [],
            "checks": [check("sqlite integrity_check", integrity == "ok", integrity)]}
