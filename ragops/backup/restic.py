@@ -93,11 +93,11 @@ class CheckResult:
     read_data_subset: str | None
 
 
-def init(target: Target, repo: Repo) -> bool:
+def init(target: Target, repo: Repo, *, check_bucket: bool = True) -> bool:
     """Create the repository unless it exists. True if created now; an existing one is left alone
     (its password is verified on the way). For s3: first check/create the bucket from the
-    controller and report its versioning state."""
-    if repo.is_s3:
+    controller and report its versioning state (``check_bucket=False``: the caller just did)."""
+    if repo.is_s3 and check_bucket:
         from .s3 import ensure_bucket
 
         bucket = ensure_bucket(repo, create=repo.create_bucket and not target.dry)

@@ -63,13 +63,15 @@ def init(c, host=None, config=None, policy=None, dry=False, json_=False):
             if settings is None:
                 continue
             repo = restic.make_repo(target, settings, role=role)
+            checked = False
             if repo.is_s3 and settings.s3 is not None and not target.dry:
                 from ..backup.s3 import ensure_bucket
 
                 bucket = ensure_bucket(repo, create=settings.s3.create_bucket)
                 output.info(target.name, bucket.message)
                 result.details[f"{role}_bucket_versioning"] = bucket.versioning
-            created = restic.init(target, repo)
+                checked = True
+            created = restic.init(target, repo, check_bucket=not checked)
             made.append(f"{role} {repo.url}: {'created' if created else 'exists' if not target.dry else 'checked'}")
         result.message = "; ".join(made)
         return result
