@@ -55,7 +55,7 @@ def main() -> None:
         server = factory("bench")
         fill_redis(server, args.keys)
         half = args.vectors // 2
-        make_chroma_dir(tmp / "chroma", {"docs": half, "faq": args.vectors - half}, dims=384)
+        make_chroma_dir(tmp / "chroma", {"docs": half, "faq": args.vectors - half}, dims=384, latent=16)
         make_files(tmp / "files", args.files_mb)
         print(f"dataset ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
         env = make_backup_env(tmp, redis=server, chroma_dir=tmp / "chroma", paths=[{"path": str(tmp / "files")}])

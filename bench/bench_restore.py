@@ -24,30 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "backup")]
 
-from backup_helpers import fill_redis, make_backup_env  # noqa: E402
+from backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
 from services import RedisFactory  # noqa: E402
 
 from ragops.backup.step import run_backup  # noqa: E402
-
-
-def make_chroma_dir(path: Path, collections: dict[str, int], dims: int, seed: int = 7) -> None:
-    """Embedding-like vectors: a 16-d latent space projected to ``dims`` plus noise. (Uniform random
-    384-d vectors are so crowded that HNSW misses exact self-matches, which the backup's own copy
-    validation rejects; real embeddings have a low intrinsic dimension like these.)"""
-    import chromadb
-    import numpy as np
-    from chromadb.config import Settings
-
-    client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
-    rng = np.random.default_rng(seed)
-    projection = rng.normal(size=(16, dims)).astype(np.float32)
-    for i, (name, count) in enumerate(collections.items()):
-        meta = {"hnsw:space": "cosine", "embedding_model": "all-MiniLM-L6-v2"} if i == 0 else {"hnsw:space": "l2"}
-        col = client.get_or_create_collection(name, embedding_function=None, metadata=meta)
-        for start in range(0, count, 5000):
-            n = min(5000, count - start)
-            vectors = rng.normal(size=(n, 16)).astype(np.float32) @ projection + rng.normal(scale=0.05, size=(n, dims))
-            col.add(ids=[f"{name}-{start + j}" for j in range(n)], embeddings=vectors.astype(np.float32).tolist())
 
 
 def make_files(directory: Path, total_mb: int) -> None:
@@ -88,7 +68,7 @@ def main() -> None:
         redis = factory("bench")
         fill_redis(redis, keys)
         chroma = tmp / "chroma"
-        make_chroma_dir(chroma, {"docs": vectors // 2, "faq": vectors - vectors // 2}, dims=dims)
+        make_chroma_dir(chroma, {"docs": vectors // 2, "faq": vectors - vectors // 2}, dims=dims, latent=16)
         make_files(tmp / "files", files_mb)
         env = make_backup_env(tmp, redis=redis, chroma_dir=chroma, paths=[{"path": str(tmp / "files")}])
         result = run_backup(env.target())

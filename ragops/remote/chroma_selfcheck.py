@@ -15,8 +15,10 @@ sqlite opened with ``mode=ro`` (it never opens the store with ChromaDB, so it is
 
 ``selfcheck`` is the self-retrieval probe: per collection, N stored vectors (the ids with the
 smallest sha256("self:" + id), a different sample than the manifest's probes) are queried with
-their own embedding; each must come back first (or at distance 0, for duplicate vectors). A
-damaged HNSW index that still has the right counts and ids fails here.
+their own embedding and should come back first (or at distance 0, for duplicate vectors). At
+least MIN_SELF_RECALL of them must: HNSW is approximate and misses the odd stored vector on hard
+data (measured: 6-11% of uniform random 384-d vectors, in the live store too), while a damaged
+index that still has the right counts and ids loses most of them.
 The last stdout line is always one JSON object with ``ok``.
 """
 
@@ -28,6 +30,7 @@ import sys
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
+MIN_SELF_RECALL = 0.75
 
 
 def check(name, ok, evidence):
@@ -95,9 +98,9 @@ def run_selfcheck(path, sample):
         try:
             bad, sampled = selfcheck_collection(client.get_collection(name, embedding_function=None), sample)
             figures[name] = {"sampled": sampled, "failed": len(bad)}
-            checks.append(check(name + ": self-retrieval", not bad,
-                                "%d of %d sampled stored vectors return themselves first; failing: %s"
-                                % (sampled - len(bad), sampled, bad[:5])))
+            checks.append(check(name + ": self-retrieval", sampled - len(bad) >= MIN_SELF_RECALL * sampled,
+                                "%d of %d sampled stored vectors return themselves first (at least %d%% must); "
+                                "missing: %s" % (sampled - len(bad), sampled, MIN_SELF_RECALL * 100, bad[:5])))
         except Exception as exc:  # noqa: BLE001 - a damaged index raises anything: it is the evidence
             checks.append(check(name + ": self-retrieval", False, "%s: %s" % (type(exc).__name__, str(exc)[:300])))
     return {"ok": all(c["ok"] for c in checks), "dir": path, "checks": checks, "figures": figures}

@@ -6,11 +6,9 @@ the live Redis dir and the live Chroma dir are shared and hashed before/after ev
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,35 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backup"))
 from backup_helpers import BackupEnv, fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
 
-
-@dataclass
-class World:
-    env: BackupEnv
-    redis: Any
-    chroma: Path
-    snapshot_id: str
-
-    def host(self) -> Any:
-        from ragops.config import load_config
-
-        return load_config(str(self.env.config), environ={}).hosts["local"]
-
-
-def hash_tree(*roots: Path) -> dict[str, str]:
-    """sha256 of every file below the roots (the live data): compared before/after a test."""
-    out = {}
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def run_backup(env: BackupEnv) -> str:
-    from ragops.backup.step import run_backup as backup_step
-
-    result = backup_step(env.target())
-    assert result.status == "ok", result.message
-    return str(result.details["snapshot_id"])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from restore_helpers import World, hash_tree, run_backup  # noqa: E402
 
 
 @pytest.fixture(scope="session")

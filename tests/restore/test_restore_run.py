@@ -125,6 +125,34 @@ def test_an_overwritten_chroma_segment_file_fails_a_chroma_check(clone_world, tm
     assert step.status == "failed" and any(c.startswith("chroma:") for c in failed), failed
 
 
+def scramble_vectors(seg: Path) -> None:
+    """Overwrite every stored vector of an HNSW segment with noise, keeping the graph, labels and
+    file size (Chroma's hnswlib header.bin: an int version, then size_t fields; size_data_per_element,
+    label_offset and offsetData sit at bytes 28/36/44)."""
+    import struct
+
+    import numpy as np
+
+    size, label_off, data_off = struct.unpack_from("<QQQ", (seg.parent / "header.bin").read_bytes(), 28)
+    data = bytearray(seg.read_bytes())
+    rng = np.random.default_rng(3)
+    for start in range(0, len(data) - size + 1, size):
+        n = (label_off - data_off) // 4
+        data[start + data_off:start + label_off] = rng.normal(size=n).astype(np.float32).tobytes()
+    seg.write_bytes(bytes(data))
+
+
+def test_scrambled_vectors_with_intact_counts_and_ids_fail_the_top_k_comparison(clone_world, tmp_path, live_untouched):
+    w = clone_world()
+    _, step = run_test(w, snapshot=craft_snapshot(w, tmp_path, lambda staging, _m: scramble_vectors(
+        first_segment_file(staging, "data_level0.bin"))), selfcheck=40)
+    failed = failed_checks(step)
+    assert step.status == "failed", failed
+    assert any(c.startswith("chroma: ") and ": probe top-k overlap" in c for c in failed), failed
+    passed = {c["check"] for c in step.details["checks"] if c["ok"]}
+    assert {f"chroma: {n}: {f} matches" for n in ("docs", "faq") for f in ("count", "ids_digest")} <= passed, sorted(passed)
+
+
 def test_a_corrupted_sqlite_file_fails_the_integrity_check(clone_world, tmp_path, live_untouched):
     w = clone_world()
 
@@ -197,7 +225,7 @@ def make_remote_env(kind: str, world, tmp_path: Path, sshd, s3_server, monkeypat
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sftp", "s3"])
 def test_a_snapshot_in_a_remote_repository_restores_and_passes(kind, world, tmp_path, sshd, request, monkeypatch):
-    from conftest import World, hash_tree, run_backup
+    from restore_helpers import World, hash_tree, run_backup
 
     s3 = request.getfixturevalue("s3_server") if kind == "s3" else None
     env = make_remote_env(kind, world, tmp_path, sshd, s3, monkeypatch)
