@@ -165,6 +165,7 @@ class HostSettings(Model):
     temp: list[TempRoot] = Field(default_factory=list, description="Temp roots cleaned by the cleanup step (default pattern *, 1 day).")
     disk: DiskSettings = Field(default_factory=DiskSettings, description="Disk and inode thresholds.")
     logrotate: LogrotateSettings = Field(default_factory=LogrotateSettings, description="The logrotate policy for the log roots.")
+    python: str | None = Field(None, description="Python 3 on the host for ragops' stdlib helper scripts (health, Redis probes, hashing, sqlite copies). Default: `python3` on remote hosts, the interpreter running ragops on the local host.")
     lock_path: str = Field("/run/lock/ragops.lock", description="Per-host lock file; a second run on the host refuses while it is held.")
     lock_ttl_s: int = Field(300, ge=10, description="A lock whose heartbeat is older than this is stale and taken over.")
     metrics_dir: str | None = Field("/var/lib/prometheus/node-exporter", description="node_exporter textfile directory for ragops_*.prom files; null disables.")

@@ -18,6 +18,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -100,6 +101,16 @@ class Target:
     @property
     def settings(self):  # noqa: ANN201 - HostSettings
         return self.host.settings
+
+    @property
+    def python(self) -> str:
+        """The host's Python for ragops' stdlib helper scripts, shell-quoted. On the local host the
+        interpreter running ragops: always there, and no version-manager shim (a pyenv shim costs
+        ~0.1 s per call, and a backup makes a dozen)."""
+        configured = self.host.settings.python
+        if configured:
+            return quote(configured)
+        return quote(sys.executable) if self.host.is_local and sys.executable else "python3"
 
     # -- connection -------------------------------------------------------------------------
 

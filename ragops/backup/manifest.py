@@ -57,15 +57,15 @@ HASH_SCRIPT = (
 )
 
 
-def make_hash_command(run_dir: str) -> str:
-    return f"python3 -c {quote(HASH_SCRIPT)} {quote(run_dir)} {MANIFEST_NAME}"
+def make_hash_command(run_dir: str, python: str = "python3") -> str:
+    return f"{python} -c {quote(HASH_SCRIPT)} {quote(run_dir)} {MANIFEST_NAME}"
 
 
 def run_hash_files(target: Target, run_dir: str) -> dict[str, dict[str, Any]]:
     """sha256 and size of every staged file (on the host, one pass)."""
     if target.dry:
         return {}
-    res = target.run(make_hash_command(run_dir))
+    res = target.run(make_hash_command(run_dir, target.python))
     if not res.ok:
         raise StepError(f"{target.name}: hashing the staged files in {run_dir} failed: {res.stderr.strip()[-300:]}")
     return parse_json_line(res.stdout, "hash staged files")["files"]

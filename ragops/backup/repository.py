@@ -53,6 +53,12 @@ class Repo:
     def is_s3(self) -> bool:
         return self.url.startswith("s3:")
 
+    @property
+    def local_path(self) -> str | None:
+        """The directory of a local repository (`/path` or `local:/path`), else None."""
+        path = self.url.removeprefix("local:")
+        return path.rstrip("/") or "/" if path.startswith("/") else None
+
     def describe(self) -> str:
         return f"{self.role} repository {self.url}"
 
@@ -184,7 +190,7 @@ def check_reachable(target: Target, repo: Repo, timeout_s: float = 5.0) -> None:
     if endpoint is None or (target.name, repo.url) in _reachable:
         return
     host, port = endpoint
-    res = target.run(f"python3 -c {quote(_PROBE)} {quote(host)} {port} {timeout_s}", timeout=timeout_s + 30)
+    res = target.run(f"{target.python} -c {quote(_PROBE)} {quote(host)} {port} {timeout_s}", timeout=timeout_s + 30)
     if res.exited == 3:
         raise RepoUnreachableError(f"{target.name}: {repo.describe()} is unreachable from the host: "
                                    f"{host}:{port}: {res.stdout.strip()[:200]}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -257,11 +258,25 @@ def check(target: Target, repo: Repo, read_data_subset: str | None = None, *, ra
     return CheckResult(ok=True, output=res.stdout, read_data_subset=read_data_subset)
 
 
-def restore(target: Target, repo: Repo, snapshot_id: str, target_dir: str, include: list[str] | None = None) -> str:
-    """Restore a snapshot (or `latest`) into target_dir on the host. A write."""
+_RESTORING = re.compile(r"restoring <Snapshot ([0-9a-f]{8,64}) of")
+
+
+def parse_restored_snapshot(text: str) -> str | None:
+    """The (short) id restic names in its `restoring <Snapshot 1a2b3c4d of [...]` line, if any."""
+    match = _RESTORING.search(text or "")
+    return match.group(1) if match else None
+
+
+def restore(target: Target, repo: Repo, snapshot_id: str, target_dir: str, include: list[str] | None = None, *,
+            host: str | None = None, tags: list[str] | None = None) -> str:
+    """Restore a snapshot (or `latest`, filtered by ``host`` and ``tags``) into target_dir on the
+    host. A write. Returns restic's text output (see ``parse_restored_snapshot``)."""
     if not os.path.isabs(target_dir):
         raise ConfigError(f"restore target {target_dir!r} must be an absolute path")
     args = ["restore", snapshot_id, "--target", target_dir]
+    if snapshot_id == "latest":
+        args += ["--host", host] if host else []
+        args += ["--tag", ",".join(tags)] if tags else []
     for pattern in include or []:
         args += ["--include", pattern]
     if target.dry and detect_version(target, repo) >= (0, 17, 0):

@@ -11,6 +11,7 @@ hooks.on_failure with the error. The staging dir is removed before the snapshot 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..seam import Target, quote
 from . import restic
 from .manifest import make_manifest, run_hash_files, run_write_manifest
 from .policy import Policy, load_host_policy
+from .retention import make_forget_skip_reason
 from .sources import Staged, run_staging
 from .sources import chroma as chroma_source
 from .sources import paths as paths_source
@@ -81,8 +83,10 @@ def make_details(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.Repo,
-                 result: StepResult) -> restic.BackupSummary:
-    """Stage, write the manifest, run restic backup; the staging dir is gone when this returns."""
+                 result: StepResult) -> tuple[restic.BackupSummary, list[restic.Snapshot] | None]:
+    """Stage, write the manifest, run restic backup; the staging dir is gone when this returns.
+    Also returns the snapshots that existed before (host and tags as forget filters), or None
+    under --dry."""
     from concurrent.futures import ThreadPoolExecutor
 
     lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"parent-{target.name}")
@@ -109,12 +113,17 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
             args = restic.make_backup_args([run_dir, *extra], tags=make_tags(policy), host_tag=target.name, exclude=excludes)
             output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
             if not paths:
-                return restic.BackupSummary(snapshot_id=None, dry=True)
+                return restic.BackupSummary(snapshot_id=None, dry=True), None
         # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
         previous = previous_future.result() if previous_future is not None else []
         parent = previous[-1].id if previous else None
-        return restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
-                             parent=parent)
+        summary = restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
+                                parent=parent)
+        if previous_future is None or summary.snapshot_id is None:
+            return summary, None
+        new = restic.Snapshot(id=summary.snapshot_id, short_id=summary.snapshot_id[:8], time="", hostname=target.name,
+                              paths=sorted(paths), tags=make_tags(policy))
+        return summary, [*previous, new]
 
 
 def check_new_snapshot_kept(target: Target, repo: restic.Repo, gone: restic.ForgetResult, snapshot_id: str) -> None:
@@ -123,6 +132,16 @@ def check_new_snapshot_kept(target: Target, repo: restic.Repo, gone: restic.Forg
     if any(s.matches(snapshot_id) for s in gone.remove):
         raise StepError(f"{target.name}: the retention policy removed snapshot {snapshot_id} just taken: fix its keep_* rules")
     if not any(s.matches(snapshot_id) for s in gone.keep) and restic.verify_present(target, repo, snapshot_id) is None:
+        raise StepError(f"{target.name}: snapshot {snapshot_id} is not listed in {repo.describe()} after backup")
+
+
+def check_snapshot_written(target: Target, repo: restic.Repo, snapshot_id: str) -> None:
+    """Without forget's listing: a local repository shows the snapshot file directly (no key
+    derivation); any other backend is asked with `restic snapshots`."""
+    if repo.local_path is not None and re.fullmatch(r"[0-9a-f]{8,64}", snapshot_id):  # restic 0.14 reports a short id
+        if target.run(f"for f in {quote(repo.local_path + '/snapshots')}/{snapshot_id}*; do [ -f \"$f\" ] && exit 0; done; exit 1").ok:
+            return
+    if restic.verify_present(target, repo, snapshot_id) is None:
         raise StepError(f"{target.name}: snapshot {snapshot_id} is not listed in {repo.describe()} after backup")
 
 
@@ -143,7 +162,7 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
     started = time.monotonic()
     try:
         run_hooks(target, hooks.before, env, hooks.timeout_s, what="before", strict=True)
-        summary = run_snapshot(target, policy, name, repo, result)
+        summary, listed = run_snapshot(target, policy, name, repo, result)
         snapshot_id = summary.snapshot_id or ""
         env["RAGOPS_SNAPSHOT_ID"] = snapshot_id
         if not target.dry and policy.secondary is not None:
@@ -152,8 +171,15 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
             if restic.verify_present(target, second, snapshot_id) is None:
                 raise StepError(f"{target.name}: snapshot {snapshot_id} was copied but is not in {second.describe()}")
             result.details["secondary"] = second.url
-        gone = restic.forget(target, repo, policy.retention, tags=make_tags(policy), host=target.name)
-        if not target.dry:
+        skip = make_forget_skip_reason(policy.retention, listed) if listed is not None else None
+        if skip is not None:
+            output.info(target.name, skip)
+            result.details["forget_skipped"] = skip
+            gone = restic.ForgetResult(keep=list(listed or []), remove=[], dry=False)
+            check_snapshot_written(target, repo, snapshot_id)
+        else:
+            gone = restic.forget(target, repo, policy.retention, tags=make_tags(policy), host=target.name)
+        if not target.dry and skip is None:
             check_new_snapshot_kept(target, repo, gone, snapshot_id)
         result.details["forget"] = {"keep": [s.short_id for s in gone.keep], "remove": [s.short_id for s in gone.remove]}
         if target.dry:

@@ -26,11 +26,11 @@ FRESH_S = 26 * 3600
 SQLITE_VACUUM = "import sqlite3,sys\ndb=sqlite3.connect(sys.argv[1],timeout=60)\ndb.execute('VACUUM')\ndb.close()\n"
 
 
-def make_vacuum_command(chroma_python: str, data_dir: str, has_cli: bool) -> str:
+def make_vacuum_command(chroma_python: str, data_dir: str, has_cli: bool, python: str = "python3") -> str:
     if has_cli:
         cli = os.path.join(os.path.dirname(chroma_python), "chroma")
         return f"{quote(cli)} vacuum --path {quote(data_dir)} --force"
-    return f"python3 -c {quote(SQLITE_VACUUM)} {quote(data_dir + '/chroma.sqlite3')}"
+    return f"{python} -c {quote(SQLITE_VACUUM)} {quote(data_dir + '/chroma.sqlite3')}"
 
 
 def parse_snapshot_time(text: str) -> float:
@@ -76,7 +76,7 @@ def run_vacuum(target: Target, *, policy_name: str | None = None, backup_check: 
     if not os.path.dirname(python):
         has_cli = False  # only trust the CLI that belongs to the configured chromadb installation
     before = read_size(target, data_dir)
-    command = make_vacuum_command(python, data_dir, has_cli)
+    command = make_vacuum_command(python, data_dir, has_cli, target.python)
     with hold_writer(target, source):
         res = target.run(command, write=True, timeout=3600)
         if not res.ok:

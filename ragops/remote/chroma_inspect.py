@@ -164,6 +164,12 @@ def run_inspect(path, probes, k, probe_ids_by_name=None, self_by_name=None):
                       "checks": [check(name + ": opens and answers", False, "%s: %s" % (type(exc).__name__, exc))]}
         out["checks"] += record.pop("checks")
         out["collections"].append(record)
+    # Opening a copy lets ChromaDB apply its log to the HNSW segments; on a torn copy that can grow a
+    # segment file into a huge sparse one (seen: 2.8 TB apparent link_lists.bin) while every probe
+    # still answers. Such a copy is no backup either (hashing and restic would read terabytes of holes).
+    sparse = find_sparse_files(path)
+    out["checks"].append(check("segment files are dense after opening (not a torn copy)", not sparse,
+                               "; ".join(sparse)[:600] or "no sparse segment file"))
     out["ok"] = all(c["ok"] for c in out["checks"])
     return out
 

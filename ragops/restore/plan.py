@@ -22,7 +22,11 @@ from ..seam import quote
 SCRATCH_NAME = re.compile(r"^restore-test-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 STAGING_NAME = re.compile(r"^run-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 MANIFEST_NAME = "ragops-manifest.json"
-FREE_PORT = "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'"
+FREE_PORT_SCRIPT = "import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])"
+
+
+def make_free_port_command(python: str = "python3") -> str:
+    return f"{python} -c '{FREE_PORT_SCRIPT}'"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ class Layout:
     @property
     def redis_dir(self) -> str:
         return f"{self.root}/redis"
+
+    @property
+    def chroma_go(self) -> str:
+        """The order file the pre-started Chroma verify process waits for (see ``prewarm``)."""
+        return f"{self.root}/chroma-go.json"
 
     def restored(self, path: str) -> str:
         """Where restic put an absolute snapshot path below the restore dir."""

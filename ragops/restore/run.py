@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..runner import Step
 from ..seam import Target, quote
 from . import plan, record, verify
 from .compare import Check, summarize
+from .prewarm import ChromaPrewarm
 
 STEP = "restore-verify"
 _LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
@@ -53,7 +54,7 @@ def load_policy(source: Host, name: str | None) -> Policy:
 def resolve_snapshot(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str) -> restic.Snapshot:
     """`latest` of the source host (policy tags), or the one snapshot whose id starts with ``wanted``."""
     if wanted == "latest":
-        snaps = restic.snapshots(target, repo, tags=list(dict.fromkeys([*policy.tags, "ragops"])), host=source)
+        snaps = restic.snapshots(target, repo, tags=make_tags(policy), host=source)
         if not snaps:
             raise VerifyError(f"{source}: no snapshot of this host in {repo.describe()}: run `invoke backup --host {source}` first")
         return snaps[-1]
@@ -85,7 +86,7 @@ def read_manifest(target: Target, layout: plan.Layout, snap: restic.Snapshot) ->
 
 def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], manifest_path: str, policy: Policy,
                      options: Options, port: int | None, live_target: Target, subset: str | None,
-                     repo: restic.Repo, timings: dict[str, float]) -> list[Check]:
+                     repo: restic.Repo, timings: dict[str, float], prewarm: ChromaPrewarm | None = None) -> list[Check]:
     """Files + Redis, Chroma (+ compatibility) and the repository check, in parallel (independent reads)."""
 
     def files_and_redis() -> list[Check]:
@@ -100,7 +101,8 @@ def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], m
         for rec in doc["sources"]:
             if rec.get("kind") == "chroma" and rec.get("path"):
                 checks += verify.run_chroma_checks(target, target.settings.backup.chroma_python, layout, rec, manifest_path,
-                                                   min_overlap=options.min_overlap, selfcheck=options.selfcheck)
+                                                   min_overlap=options.min_overlap, selfcheck=options.selfcheck,
+                                                   prewarm=prewarm)
                 live_dir = policy.sources.chroma.data_dir or live_target.settings.chroma.data_dir
                 compat = verify.run_compat_check(live_target, rec, live_dir)
                 checks += [compat] if compat else []
@@ -125,27 +127,55 @@ def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Chec
         return [c for name in groups for c in futures[name].result()]
 
 
+def make_tags(policy: Policy) -> list[str]:
+    return list(dict.fromkeys([*policy.tags, "ragops"]))
+
+
+def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str, layout: plan.Layout,
+                snap_future: Future[restic.Snapshot]) -> tuple[restic.Snapshot, Check]:
+    """restic restore (of `latest` for the source host and policy tags, or of the wanted id) while
+    the snapshot is looked up in parallel: each restic call pays the key derivation, so they overlap.
+    The lookup's errors (no such snapshot) win; restic must have restored the snapshot listed."""
+    try:
+        out = restic.restore(target, repo, wanted, layout.restore_dir, host=source, tags=make_tags(policy))
+        failed = None
+    except ResticError as exc:
+        out, failed = "", exc
+    snap = snap_future.result()
+    if failed is not None:
+        return snap, Check("restore", False, str(failed)[-600:])
+    restored = restic.parse_restored_snapshot(out)
+    if restored is not None and not snap.matches(restored):
+        return snap, Check("restore", False, f"restic restored snapshot {restored} but the latest listed is {snap.short_id} "
+                           "(a backup finished meanwhile): run the restore test again")
+    size = target.run(f"du -sb {quote(layout.restore_dir)} | cut -f1").stdout.strip()
+    return snap, Check("restore", True, f"restic restore {snap.short_id} into {layout.restore_dir}: "
+                       f"{format_bytes(int(size or 0))}", {"bytes": int(size or 0)})
+
+
 def run_phases(target: Target, source: Host, live_target: Target, policy: Policy, repo: restic.Repo,
-               snap: restic.Snapshot, layout: plan.Layout, options: Options, phases: dict[str, float],
-               timings: dict[str, float]) -> list[Check]:
-    checks = [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}")]
+               snap_future: Future[restic.Snapshot], layout: plan.Layout, options: Options, phases: dict[str, float],
+               timings: dict[str, float]) -> tuple[restic.Snapshot | None, list[Check]]:
+    """Create the scratch dir, restore, start, verify; always clean up. Returns the snapshot tested
+    (the lookup's error propagates) and the checks."""
+    checks: list[Check] = []
+    snap: restic.Snapshot | None = None
     subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
     port = None
     created = False
+    prewarm: ChromaPrewarm | None = None
     try:
         target.run(plan.make_create_command(layout), check=True)
         created = True
+        if policy.sources.chroma.enabled:  # ChromaDB's import overlaps the restore
+            prewarm = ChromaPrewarm(target, target.settings.backup.chroma_python, layout)
         t0 = time.monotonic()
-        try:
-            restic.restore(target, repo, snap.id, layout.restore_dir)
-            size = target.run(f"du -sb {quote(layout.restore_dir)} | cut -f1").stdout.strip()
-            checks.append(Check("restore", True, f"restic restore {snap.short_id} into {layout.restore_dir}: "
-                                f"{format_bytes(int(size or 0))}", {"bytes": int(size or 0)}))
+        snap, restored = run_restore(target, repo, policy, source.name, options.snapshot, layout, snap_future)
+        checks += [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}"), restored]
+        doc = None
+        if restored.ok:
             doc, manifest_check = read_manifest(target, layout, snap)
             checks.append(manifest_check)
-        except ResticError as exc:
-            checks.append(Check("restore", False, str(exc)[-600:]))
-            doc = None
         phases["restore"] = time.monotonic() - t0
         if doc is not None:
             plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy, doc))
@@ -158,19 +188,21 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
             t2 = time.monotonic()
             manifest_path = f"{layout.restored(doc['staging_dir'])}/{plan.MANIFEST_NAME}"
             checks += run_verify_phase(target, layout, doc, manifest_path, policy, options, port, live_target, subset,
-                                       repo, timings)
+                                       repo, timings, prewarm)
         else:
             t2 = time.monotonic()
             checks.append(verify.run_repository_check(target, repo, subset))
         phases["verify"] = time.monotonic() - t2
     finally:
+        if prewarm is not None:
+            prewarm.close()
         if created:
             verify.run_redis_stop(target, layout)
             if options.keep:
                 output.info(target.name, f"--keep: scratch dir kept for inspection: {layout.root}")
             else:
                 target.run(plan.make_remove_command(layout))
-    return checks
+    return snap, checks
 
 
 def make_metrics(ok: bool, rto: float, phases: dict[str, float], verified: float, budget: float | None,
@@ -203,10 +235,14 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     repo = restic.make_repo(target, policy.repository)
     layout = plan.make_layout(plan.make_scratch_base(target.settings.backup.staging_dir, options.scratch_dir))
     plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy))
-    snap = resolve_snapshot(target, repo, policy, source.name, options.snapshot)
+    lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"snapshot-{target.name}")
+    snap_future = lookup.submit(resolve_snapshot, target, repo, policy, source.name, options.snapshot)
+    lookup.shutdown(wait=False)
     phases: dict[str, float] = {}
     timings: dict[str, float] = {}
-    checks = run_phases(target, source, live_target, policy, repo, snap, layout, options, phases, timings)
+    found, checks = run_phases(target, source, live_target, policy, repo, snap_future, layout, options, phases, timings)
+    assert found is not None  # run_phases raises the lookup's error otherwise
+    snap = found
     rto = sum(phases.values())
     budget = policy.restore_test.rto_budget_s
     if budget:

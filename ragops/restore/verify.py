@@ -30,7 +30,7 @@ from .compare import (
     compare_redis,
     convert_chroma_checks,
 )
-from .plan import FREE_PORT, Layout, make_redis_start_command, make_redis_stop_command
+from .plan import Layout, make_free_port_command, make_redis_start_command, make_redis_stop_command
 
 
 def run_json(target: Target, command: str, stdin: str, what: str, timeout: float | None = None) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def run_json(target: Target, command: str, stdin: str, what: str, timeout: float
 
 def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any]) -> Check:
     staging = layout.restored(manifest["staging_dir"])
-    res = target.run(make_hash_command(staging))
+    res = target.run(make_hash_command(staging, target.python))
     if not res.ok:
         return Check("files: sha256", False, f"hashing {staging} failed: {res.stderr.strip()[-300:]}")
     hashes = parse_json_line(res.stdout, "hash restored files").get("files", {})
@@ -67,11 +67,11 @@ def run_redis_start(target: Target, layout: Layout, record: dict[str, Any], *, s
         return None, Check("redis: dump loads", False, f"restored dump {src} missing: {res.stderr.strip()[-200:]}")
     port = 0
     for _ in range(3):  # a port can be taken between picking and binding: pick again
-        port = int(target.run(FREE_PORT, check=True).stdout.strip())
+        port = int(target.run(make_free_port_command(target.python), check=True).stdout.strip())
         started = target.run(make_redis_start_command(server, d, port, aof_dir=aof_dir))
         if started.ok:
             break
-    waited = run_json(target, f"python3 - wait --host 127.0.0.1 --port {port} --wait {int(timeout)}",
+    waited = run_json(target, f"{target.python} - wait --host 127.0.0.1 --port {port} --wait {int(timeout)}",
                       script("redis_probe"), "redis load", timeout=timeout + 30)
     if not started.ok or not waited.get("ok"):
         log = target.run(f"tail -n 5 {quote(d + '/redis.log')} 2>/dev/null").stdout.strip()
@@ -91,7 +91,7 @@ def run_redis_checks(target: Target, layout: Layout, record: dict[str, Any], por
     if port is None:
         return checks + [Check("redis: key counts", False, "not compared: the dump did not load")]
     sample = int(record.get("sample_size") or 256)
-    probe = run_json(target, f"python3 - probe --host 127.0.0.1 --port {port} --sample {sample}",
+    probe = run_json(target, f"{target.python} - probe --host 127.0.0.1 --port {port} --sample {sample}",
                      script("redis_probe"), "redis probe")
     if not probe.get("ok"):
         return checks + [Check("redis: key counts", False, f"probe failed: {probe.get('error')}")]
@@ -117,10 +117,14 @@ def make_combined_script() -> str | None:
 
 
 def run_chroma_checks(target: Target, python: str, layout: Layout, record: dict[str, Any], manifest_path: str, *,
-                      min_overlap: float = 1.0, selfcheck: int = 50) -> list[Check]:
+                      min_overlap: float = 1.0, selfcheck: int = 50, prewarm: Any = None) -> list[Check]:
+    """``prewarm``: a ``ChromaPrewarm`` whose process already imported ChromaDB (used once)."""
     directory = layout.restored(record["path"])
     combined = make_combined_script() if selfcheck else None
-    if combined:
+    if prewarm is not None and prewarm.available:
+        doc = prewarm.run(["both", directory, manifest_path, str(min_overlap), str(selfcheck)])
+        own = doc.get("selfcheck")
+    elif combined:
         doc = run_json(target, make_chroma_command(python, "both", directory, manifest_path, str(min_overlap), str(selfcheck)),
                        combined, "chroma verify")
         own = doc.get("selfcheck")
@@ -139,7 +143,7 @@ def run_live_schema(target: Target, data_dir: str | None) -> list[dict[str, Any]
     """The live collections (sqlite read-only), or None when the host has no live Chroma dir."""
     if not data_dir or not target.run(f"[ -f {quote(data_dir + '/chroma.sqlite3')} ]").ok:
         return None
-    doc = run_json(target, f"python3 - schema {quote(data_dir)}", script("chroma_selfcheck"), "chroma schema")
+    doc = run_json(target, f"{target.python} - schema {quote(data_dir)}", script("chroma_selfcheck"), "chroma schema")
     if not doc.get("ok"):
         raise StepError(f"{target.name}: cannot read the live Chroma schema in {data_dir}: {doc.get('error')}")
     collections: list[dict[str, Any]] = doc["collections"]

@@ -137,7 +137,7 @@ def check_chroma(target: Target) -> Check:
     c = target.settings.chroma
     if not c.data_dir:
         return Check("chroma", SKIPPED, "no chroma.data_dir configured")
-    res = target.run(f"python3 - {quote(c.data_dir)}", stdin=script("chroma_counts"))
+    res = target.run(f"{target.python} - {quote(c.data_dir)}", stdin=script("chroma_counts"))
     try:
         doc = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -64,7 +64,7 @@ def test_dry_run_stages_nothing_and_records_no_snapshot(redis_100k, chroma_datas
     result = run_backup(env.target(dry=True))
     err = capsys.readouterr().err
     assert result.status == "ok" and env.snapshots() == []
-    assert "(dry run) python3 - bgsave" in err and "backup --tag test --tag ragops" in err
+    assert f"(dry run) {sys.executable} - bgsave" in err and "backup --tag test --tag ragops" in err
     assert "correct horse" not in err and not env.staging.exists()
 
 
@@ -118,3 +118,21 @@ def test_invoke_backup_is_the_default_task_of_the_collection(chroma_dataset, bac
     doc = json.loads(res.stdout)
     assert doc["hosts"][0]["steps"][0]["step"] == "backup" and len(env.snapshots()) == 1
     assert (env.root / "metrics" / "ragops_backup.prom").read_text().count("ragops_backup_bytes_added") == 2
+
+
+@pytest.mark.parametrize(("keep_last", "forgotten"), [(2, 1), (3, 0)])
+def test_retention_after_a_backup_forgets_only_what_keep_last_lets_go(keep_last, forgotten, backup_env, tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "app.yaml").write_text("model: x\n")
+    env = backup_env(paths=[{"path": str(conf)}], policy_extra={"retention": {"keep_last": keep_last}})
+    results = [run_backup(env.target()) for _ in range(3)]
+    assert [r.status for r in results] == ["ok"] * 3
+    last = results[-1]
+    assert len(last.details["forget"]["remove"]) == forgotten
+    assert len(env.snapshots()) == 3 - forgotten
+    assert env.snapshots()[-1]["id"].startswith(last.details["snapshot_id"])
+    if forgotten:  # restic decided (and removed the oldest)
+        assert "forget_skipped" not in last.details
+    else:  # 3 snapshots in the group, keep_last 3: provably nothing to forget, restic not asked
+        assert "nothing to forget (3 snapshot(s) in the largest group, keep_last 3)" in last.details["forget_skipped"]

@@ -47,11 +47,11 @@ def make_stop_commands(stop: StopSettings) -> tuple[str, str]:
     return stop.command, stop.start_command
 
 
-def make_live_copy_commands(data_dir: str, dest: str) -> list[str]:
+def make_live_copy_commands(data_dir: str, dest: str, python: str = "python3") -> list[str]:
     """sqlite online backup first, then every other entry of the dir (the HNSW segment folders)."""
     return [
         f"mkdir -p {quote(dest)}",
-        f"python3 -c {quote(SQLITE_BACKUP)} {quote(data_dir + '/chroma.sqlite3')} {quote(dest + '/chroma.sqlite3')}",
+        f"{python} -c {quote(SQLITE_BACKUP)} {quote(data_dir + '/chroma.sqlite3')} {quote(dest + '/chroma.sqlite3')}",
         f"find {quote(data_dir)} -mindepth 1 -maxdepth 1 ! -name 'chroma.sqlite3*' -exec cp -a --reflink=auto -- {{}} {quote(dest)}/ \\;",
     ]
 
@@ -106,7 +106,7 @@ def run_stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | No
     copy: Callable[[], None]
     if source.strategy == "live":
         def copy() -> None:
-            for cmd in make_live_copy_commands(data_dir, dest):
+            for cmd in make_live_copy_commands(data_dir, dest, target.python):
                 run_or_fail(target, cmd, f"live copy of {data_dir}")
     else:
         def copy() -> None:

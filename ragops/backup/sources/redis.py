@@ -22,9 +22,9 @@ from . import Staged, make_copy_command, parse_json_line, run_or_fail
 
 
 def make_probe_command(mode: str, *, host: str | None = None, port: int | None = None, socket: str | None = None,
-                       extra: str = "") -> str:
+                       extra: str = "", python: str = "python3") -> str:
     where = f"--socket {quote(socket)}" if socket else f"--host {quote(host or '127.0.0.1')} --port {int(port or 6379)}"
-    return f"python3 - {mode} {where} {extra}".strip()
+    return f"{python} - {mode} {where} {extra}".strip()
 
 
 def make_throwaway_start(data_dir: str, scratch: str, *, dbfilename: str = "dump.rdb", aof_dir: str | None = None) -> str:
@@ -51,24 +51,24 @@ def run_dump_digest(target: Target, data_dir: str, *, dbfilename: str = "dump.rd
                         "copying the AOF for its load test", write=False)
             data_dir = f"{scratch}/data"
         start = target.run(make_throwaway_start(data_dir, scratch, dbfilename=dbfilename, aof_dir=aof_dir))
-        wait = target.run(make_probe_command("wait", socket=sock, extra=f"--wait {int(timeout)}"), stdin=script("redis_probe"))
+        wait = target.run(make_probe_command("wait", socket=sock, extra=f"--wait {int(timeout)}", python=target.python), stdin=script("redis_probe"))
         if not start.ok or not parse_json_line(wait.stdout, "redis load").get("ok"):
             log = target.run(f"tail -n 5 {quote(scratch)}/redis.log 2>/dev/null").stdout.strip()
             raise StepError(f"{target.name}: the staged Redis dump in {data_dir} does not load: {log or start.stderr.strip()}")
-        res = target.run(make_probe_command("probe", socket=sock, extra=f"--sample {int(sample)}"), stdin=script("redis_probe"))
+        res = target.run(make_probe_command("probe", socket=sock, extra=f"--sample {int(sample)}", python=target.python), stdin=script("redis_probe"))
         doc = parse_json_line(res.stdout, "redis probe")
         if not doc.get("ok"):
             raise StepError(f"{target.name}: probing the staged Redis dump failed: {doc.get('error')}")
         return doc
     finally:
-        target.run(make_probe_command("shutdown", socket=sock), stdin=script("redis_probe"))
+        target.run(make_probe_command("shutdown", socket=sock, python=target.python), stdin=script("redis_probe"))
         target.run(f"[ -f {quote(scratch)}/redis.pid ] && kill $(cat {quote(scratch)}/redis.pid) 2>/dev/null; "
                    f"sleep 0.05; rm -rf -- {quote(scratch)}")
 
 
 def run_remote_probe(target: Target, mode: str, password: str | None, *, write: bool = False, extra: str = "") -> dict[str, Any]:
     r = target.settings.redis
-    res = target.run(make_probe_command(mode, host=r.host, port=r.port, extra=extra), write=write,
+    res = target.run(make_probe_command(mode, host=r.host, port=r.port, extra=extra, python=target.python), write=write,
                      stdin=script("redis_probe"), secrets={"REDISCLI_AUTH": password} if password else None)
     if res.dry:
         return {"ok": True, "dry": True}
