@@ -235,3 +235,27 @@ def test_a_snapshot_in_a_remote_repository_restores_and_passes(kind, world, tmp_
     assert step.status == "ok", step.message
     assert hash_tree(world.chroma, world.redis.dir) == before, "the restore test touched live data"
     assert step.details["repository"].startswith(f"{kind}:")
+
+
+def test_a_snapshot_taken_between_lookup_and_restore_fails_the_restore_check(clone_world, tmp_path, live_untouched):
+    """The lookup and `restic restore latest` run side by side; if they disagree (a backup landed
+    in between, simulated by a lookup that still names the older snapshot) nothing is verified."""
+    from concurrent.futures import Future
+
+    from ragops.backup import restic
+    from ragops.backup.policy import load_host_policy
+    from ragops.restore import plan
+    from ragops.restore.run import run_restore
+
+    w = clone_world()
+    newer = craft_snapshot(w, tmp_path, lambda staging, manifest: None)
+    target = w.env.target()
+    policy = load_host_policy(target.host)
+    repo = restic.make_repo(target, policy.repository)
+    older = next(s for s in restic.snapshots(target, repo) if s.matches(w.snapshot_id))
+    listed: Future[restic.Snapshot] = Future()
+    listed.set_result(older)
+    layout = plan.Layout(str(tmp_path / "scratch"))
+    snap, check = run_restore(target, repo, policy, "local", "latest", layout, listed)
+    assert snap is older and not check.ok
+    assert f"restic restored snapshot {newer[:8]}" in check.evidence and "run the restore test again" in check.evidence
