@@ -5,7 +5,7 @@ Usage::
     python3 - schema DIR                       # stdlib only: read chroma.sqlite3 READ-ONLY
     python3 - selfcheck DIR [--sample N]       # needs chromadb (the host's backup.chroma_python)
     python3 - both DIR MANIFEST_JSON MIN_OVERLAP N   # chroma_inspect's verify + selfcheck in ONE process
-    python3 - serve GO_FILE [TIMEOUT_S]        # import ChromaDB now, wait for GO_FILE, then run its argv
+    python3 - serve GO_FILE [TIMEOUT_S]        # import ChromaDB now, wait for GO_FILE (0: no limit), then run its argv
 
 ``both`` runs when this script is shipped AFTER ``chroma_inspect.py`` on the same stdin (its own
 ``__main__`` block disabled, see ``ragops.restore.verify``): ChromaDB is imported and the store
@@ -14,7 +14,7 @@ opened once for the verify and the self-retrieval probe.
 ``serve`` lets the restore test pay ChromaDB's import (~0.9 s of CPU) while restic is still
 restoring: it imports, then polls for GO_FILE, a JSON ``{"argv": [...]}`` (run as if given on the
 command line) or ``{"abort": "why"}``. It gives up when GO_FILE's directory disappears (the scratch
-dir was removed) or after TIMEOUT_S.
+dir was removed), when its parent process is gone (the caller was killed), or after TIMEOUT_S.
 
 ``schema`` lists each collection's name, id, dimension, metric and embedding model straight from
 sqlite opened with ``mode=ro`` (it never opens the store with ChromaDB, so it is safe on a live dir).
@@ -115,10 +115,11 @@ def run_selfcheck(path, sample):
 def run_serve(go_file, timeout_s):
     import time
 
+    parent = os.getppid()
     import chromadb  # noqa: F401 - the point: import while the caller is still restoring
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout_s if timeout_s > 0 else None
+    while deadline is None or time.monotonic() < deadline:
         if os.path.exists(go_file):
             with open(go_file, encoding="utf-8") as fh:
                 order = json.load(fh)
@@ -127,13 +128,15 @@ def run_serve(go_file, timeout_s):
             return main(order["argv"])
         if not os.path.isdir(os.path.dirname(go_file)):
             return {"ok": False, "error": "gave up: %s is gone" % os.path.dirname(go_file)}
+        if os.getppid() != parent or os.getppid() == 1:  # reparented: the caller is gone
+            return {"ok": False, "error": "gave up: the process that started it is gone"}
         time.sleep(0.01)
     return {"ok": False, "error": "gave up after %ss without %s" % (timeout_s, go_file)}
 
 
 def main(argv):
     if argv[0] == "serve":
-        return run_serve(os.path.abspath(argv[1]), float(argv[2]) if len(argv) > 2 else 3600.0)
+        return run_serve(os.path.abspath(argv[1]), float(argv[2]) if len(argv) > 2 else 0.0)
     mode, path = argv[0], os.path.abspath(argv[1])
     if not os.path.isfile(os.path.join(path, "chroma.sqlite3")):
         return {"ok": False, "error": "no chroma.sqlite3 in " + path}

@@ -3,8 +3,9 @@
 Importing chromadb costs ~0.9 s of CPU, a third of a 50k-vector verification. The process is
 started (``chroma_selfcheck.py serve GO_FILE`` on the combined script) as soon as the scratch dir
 exists; once the manifest is read, ``go`` writes GO_FILE (atomically) with the verify arguments
-and ``result`` waits for the JSON answer. ``close`` tells an unused process to stop; it also
-stops by itself when the scratch dir disappears or after ``timeout_s``.
+and ``run`` waits for the JSON answer. ``close`` tells an unused process to stop; it also stops
+by itself when the scratch dir disappears, when its parent dies, or after ``timeout_s`` (0: never).
+A process that gave up is reported as such (``gave_up``): the caller then verifies the usual way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .verify import make_chroma_command, make_combined_script, run_json
 
 
 class ChromaPrewarm:
-    def __init__(self, target: Target, python: str, layout: Layout, timeout_s: float = 3600.0) -> None:
+    def __init__(self, target: Target, python: str, layout: Layout, timeout_s: float = 0.0) -> None:
         self.target, self.layout = target, layout
         self.future: Future[dict[str, Any]] | None = None
         self.used = False
@@ -35,12 +36,17 @@ class ChromaPrewarm:
     def available(self) -> bool:
         return self.future is not None and not self.used
 
-    def run(self, argv: list[str]) -> dict[str, Any]:
-        """Hand the waiting process its arguments (``both DIR MANIFEST MIN_OVERLAP N``) and wait."""
+    def run(self, argv: list[str]) -> dict[str, Any] | None:
+        """Hand the waiting process its arguments (``both DIR MANIFEST MIN_OVERLAP N``) and wait.
+        None if it had given up before (then verify without it)."""
         assert self.future is not None and not self.used
         self.used = True
+        if self.future.done():
+            self.close()
+            return None
         self.target.put_text(json.dumps({"argv": argv}), self.layout.chroma_go, mode="0600")
-        return self.future.result()
+        doc = self.future.result()
+        return None if str(doc.get("error", "")).startswith("gave up") else doc
 
     def close(self, why: str = "not needed") -> None:
         """Stop the process if it never got its order; wait for it either way."""

@@ -121,8 +121,10 @@ def run_chroma_checks(target: Target, python: str, layout: Layout, record: dict[
     """``prewarm``: a ``ChromaPrewarm`` whose process already imported ChromaDB (used once)."""
     directory = layout.restored(record["path"])
     combined = make_combined_script() if selfcheck else None
-    if prewarm is not None and prewarm.available:
-        doc = prewarm.run(["both", directory, manifest_path, str(min_overlap), str(selfcheck)])
+    warm = prewarm.run(["both", directory, manifest_path, str(min_overlap), str(selfcheck)]) \
+        if prewarm is not None and prewarm.available else None
+    if warm is not None:
+        doc = warm
         own = doc.get("selfcheck")
     elif combined:
         doc = run_json(target, make_chroma_command(python, "both", directory, manifest_path, str(min_overlap), str(selfcheck)),

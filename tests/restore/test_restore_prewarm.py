@@ -52,3 +52,37 @@ def test_a_prewarmed_process_runs_the_order_it_is_given(tmp_path: Path) -> None:
     doc = warm.run(["both", str(tmp_path / "no-such-store"), str(tmp_path / "m.json"), "1.0", "0"])
     assert doc == {"ok": False, "error": f"no chroma.sqlite3 in {tmp_path / 'no-such-store'}"}
     assert not warm.available
+
+
+def test_a_prewarmed_process_whose_caller_died_exits_by_itself(tmp_path: Path) -> None:
+    """A launcher starts `serve` and exits at once (as a killed ragops would): the orphan notices
+    its parent is gone and stops instead of waiting for an order that never comes."""
+    import json
+    import subprocess
+
+    from ragops.restore.verify import make_combined_script
+
+    scratch, out = tmp_path / "scratch", tmp_path / "serve.out"
+    scratch.mkdir()
+    launcher = ("import subprocess, sys\n"
+                f"p = subprocess.Popen([sys.executable, '-', 'serve', {str(scratch / 'go.json')!r}], "
+                f"stdin=subprocess.PIPE, stdout=open({str(out)!r}, 'w'), stderr=subprocess.DEVNULL)\n"
+                "p.stdin.write(sys.stdin.read().encode()); p.stdin.close(); print(p.pid)\n"
+                "import time; time.sleep(1)\n")  # let it start and note its parent, then die
+    pid = int(subprocess.run([sys.executable, "-c", launcher], input=make_combined_script(), capture_output=True,
+                             text=True, check=True, timeout=60).stdout)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not out.read_text().strip():
+        time.sleep(0.1)
+    assert json.loads(out.read_text()) == {"ok": False, "error": "gave up: the process that started it is gone"}
+    stat = Path(f"/proc/{pid}/stat")
+
+    def exited() -> bool:  # gone, or a zombie until init reaps it
+        try:
+            return stat.read_text().split(") ")[1][0] == "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+
+    while time.monotonic() < deadline and not exited():
+        time.sleep(0.1)
+    assert exited()
