@@ -75,7 +75,8 @@ class BackupSummary:
     data_added: int = 0
     total_files_processed: int = 0
     total_bytes_processed: int = 0
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # restic's own total_duration (after opening the repository)
+    wall_s: float = 0.0  # the whole restic command, key derivation included
     errors: list[str] = field(default_factory=list)  # files restic could not read (exit 3)
     dry: bool = False
 
@@ -166,8 +167,10 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
             raise classify_failure(repo, target.name, res, "backup")
         return res
 
+    started = time.monotonic()
     res = with_stale_lock_retry(target, repo, once)
     summary = parse_backup_output(res.stdout, target.dry)
+    summary.wall_s = time.monotonic() - started
     if not summary.dry and not summary.snapshot_id:
         raise ResticError(f"{target.name}: {repo.describe()}: backup finished without a snapshot id: {res.stderr.strip()[-400:]}")
     verb = "would add" if summary.dry else f"snapshot {summary.snapshot_id}: added"

@@ -194,7 +194,8 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
                       what="on_failure", strict=False)
         raise
     result.details.update(snapshot_id=summary.snapshot_id, data_added=summary.data_added,
-                          files=summary.total_files_processed, bytes=summary.total_bytes_processed)
+                          files=summary.total_files_processed, bytes=summary.total_bytes_processed,
+                          restic_backup_s=round(summary.wall_s, 3))
     result.files = summary.total_files_processed
     result.metrics += [("ragops_backup_bytes_added", {}, float(summary.data_added)),
                        ("ragops_backup_snapshot_bytes", {}, float(summary.total_bytes_processed)),
