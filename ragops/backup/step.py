@@ -179,8 +179,8 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
             check_snapshot_written(target, repo, snapshot_id)
         else:
             gone = restic.forget(target, repo, policy.retention, tags=make_tags(policy), host=target.name)
-        if not target.dry and skip is None:
-            check_new_snapshot_kept(target, repo, gone, snapshot_id)
+            if not target.dry:
+                check_new_snapshot_kept(target, repo, gone, snapshot_id)
         result.details["forget"] = {"keep": [s.short_id for s in gone.keep], "remove": [s.short_id for s in gone.remove]}
         if target.dry:
             for snap in gone.remove:

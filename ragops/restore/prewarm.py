@@ -2,10 +2,10 @@
 
 Importing chromadb costs ~0.9 s of CPU, a third of a 50k-vector verification. The process is
 started (``chroma_selfcheck.py serve GO_FILE`` on the combined script) as soon as the scratch dir
-exists; once the manifest is read, ``go`` writes GO_FILE (atomically) with the verify arguments
-and ``run`` waits for the JSON answer. ``close`` tells an unused process to stop; it also stops
-by itself when the scratch dir disappears, when its parent dies, or after ``timeout_s`` (0: never).
-A process that gave up is reported as such (``gave_up``): the caller then verifies the usual way.
+exists; once the manifest is read, ``run`` writes GO_FILE (atomically) with the verify arguments
+and waits for the JSON answer. ``close`` tells an unused process to stop; it also stops by itself
+when the scratch dir disappears, when its parent dies, or after ``timeout_s`` (0: never). If it
+gave up before its order came, ``run`` returns None and the caller verifies the usual way.
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ class ChromaPrewarm:
         None if it had given up before (then verify without it)."""
         assert self.future is not None and not self.used
         self.used = True
-        if self.future.done():
-            self.close()
+        if self.future.done():  # it gave up already
             return None
         self.target.put_text(json.dumps({"argv": argv}), self.layout.chroma_go, mode="0600")
         doc = self.future.result()

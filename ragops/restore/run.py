@@ -20,6 +20,7 @@ from ..backup import restic
 from ..backup.errors import ResticError
 from ..backup.manifest import validate_manifest
 from ..backup.policy import Policy, load_host_policy
+from ..backup.step import make_tags
 from ..config import Host
 from ..errors import ConfigError, RagopsError, VerifyError
 from ..report import FAILED, OK, StepResult, format_bytes
@@ -125,10 +126,6 @@ def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Chec
     with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="verify") as pool:
         futures = {name: pool.submit(timed, name) for name in groups}
         return [c for name in groups for c in futures[name].result()]
-
-
-def make_tags(policy: Policy) -> list[str]:
-    return list(dict.fromkeys([*policy.tags, "ragops"]))
 
 
 def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str, layout: plan.Layout,
