@@ -31,9 +31,11 @@ def _env() -> dict[str, str]:
 
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
-    """ruff check on the project's Python paths that exist."""
+    """ruff check on the project's Python paths that exist, then import-linter's layer contract."""
     paths = [p for p in LINT_PATHS if (ROOT / p).exists()]
     session.run(sys.executable, "-m", "ruff", "check", *paths, env=_env())
+    # Layers one way, no cycles: the contract is [tool.importlinter] in pyproject.toml.
+    session.run(str(Path(sys.executable).parent / "lint-imports"), env=_env())
 
 
 @nox.session(python=False)

@@ -393,7 +393,7 @@ def load_config(explicit: str | None = None, environ: dict[str, str] | None = No
     environ = dict(os.environ if environ is None else environ)
     path = find_config_path(explicit, environ)
     if path is None:
-        from .demo import make_demo_config_text
+        from .demo_config import make_demo_config_text
 
         source = "embedded demo config"
         raw = read_yaml(source, make_demo_config_text(environ))

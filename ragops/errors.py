@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     LOCK_HELD = 3  # another ragops run holds the host's lock
     UNREACHABLE = 4  # SSH connection failed (refused, auth, host key, dropped)
     VERIFY_FAILED = 5  # a restore test or repository check found damage
+    INTERRUPTED = 130  # SIGTERM, SIGINT or SIGHUP: the run stopped early (writer resumed, scratch removed)
 
 
 class RagopsError(Exception):
@@ -61,3 +62,13 @@ class SafetyError(RagopsError):
     """A requested action would touch something outside what was configured; refused."""
 
     exit_code = ExitCode.CONFIG_ERROR
+
+
+class Interrupted(RagopsError):
+    """ragops received SIGTERM, SIGINT or SIGHUP: the running command was stopped, cleanup ran."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class SpaceError(StepError):
+    """A write would drop a filesystem below its free-space floor: refused before writing anything."""

@@ -11,7 +11,6 @@ and the exact switch-over steps are printed: ragops never overwrites live data b
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -77,12 +76,9 @@ def run_backup(target: Target, opts: ReleaseOptions) -> StepResult:
     backup = getattr(target.settings, "backup", None)
     if backup is None or not getattr(backup, "policy", None):
         return StepResult("backup", SKIPPED, message="no backup policy configured for this host (backup.policy)")
-    try:
-        module = importlib.import_module("ragops.backup.step")
-    except ImportError as exc:
-        return StepResult("backup", SKIPPED, message=f"backup is not available in this ragops ({exc}); back up by hand first")
-    result: StepResult = module.run_backup_step(target)
-    return result
+    from ..backup.step import run_backup_step  # lazy: the release plan is built without the backup code
+
+    return run_backup_step(target)
 
 
 def run_canned_queries(target: Target) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ragops.backup.policy import Policy, load_host_policy, load_policies, load_policy, resolve_policies_dir
 from ragops.config import load_config
@@ -99,23 +100,23 @@ def test_repository_urls_of_every_backend_are_accepted(url: str) -> None:
     ("/var/../r", "must not contain '..'"),
 ])
 def test_bad_repository_urls_are_refused_with_the_reason(url: str, message: str) -> None:
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ValidationError) as info:
         Policy.model_validate({"repository": {"url": url, "password_file": "/pw"}, "retention": {"keep_last": 1}})
     assert message in str(info.value)
 
 
 def test_s3_settings_need_both_keys_and_an_s3_url() -> None:
     base = {"retention": {"keep_last": 1}}
-    with pytest.raises(Exception, match="set secret_key_env or secret_key_file"):
+    with pytest.raises(ValidationError, match="set secret_key_env or secret_key_file"):
         Policy.model_validate({**base, "repository": {"url": "s3:http://h/bucket", "password_file": "/p",
                                                       "s3": {"access_key_env": "K"}}})
-    with pytest.raises(Exception, match="s3: is only valid for an s3: repository URL"):
+    with pytest.raises(ValidationError, match="s3: is only valid for an s3: repository URL"):
         Policy.model_validate({**base, "repository": {"url": "/r", "password_file": "/p",
                                                       "s3": {"access_key_env": "K", "secret_key_env": "S"}}})
 
 
 def test_an_empty_retention_is_refused_because_it_would_keep_everything() -> None:
-    with pytest.raises(Exception, match="set at least one keep_"):
+    with pytest.raises(ValidationError, match="set at least one keep_"):
         Policy.model_validate({"repository": {"url": "/r", "password_file": "/p"}, "retention": {}})
 
 
@@ -127,7 +128,7 @@ def test_valid_cron_expressions_are_accepted(cron: str) -> None:
 
 @pytest.mark.parametrize("cron", ["0 3 * *", "61 * * * *", "* * 0 * *", "*/0 * * * *", "5-1 * * * *", "@daily"])
 def test_invalid_cron_expressions_are_refused(cron: str) -> None:
-    with pytest.raises(Exception, match="schedule"):
+    with pytest.raises(ValidationError, match="schedule"):
         Policy.model_validate({"repository": {"url": "/r", "password_file": "/p"}, "retention": {"keep_last": 1},
                                "schedule": cron})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -46,6 +47,7 @@ def test_a_backup_restores_to_a_valid_chroma_dir_and_a_loadable_redis_dump_match
     for path, meta in manifest["files"].items():  # every staged file restored byte-identical
         data = (restored / path.lstrip("/")).read_bytes()
         assert len(data) == meta["bytes"]
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"], path
     (tmp_path / "m.json").write_text(json.dumps(manifest))
     verify = subprocess.run([VENV_PYTHON, "-", "verify", str(restored / run_dir.lstrip("/") / "chroma"), str(tmp_path / "m.json")],
                             input=INSPECT.read_text(), capture_output=True, text=True, timeout=300)
@@ -79,7 +81,8 @@ def test_without_a_policy_the_step_is_skipped_with_a_reason(backup_env):
 def test_a_full_staging_disk_ends_with_one_clear_error_no_staging_and_no_snapshot(redis_100k, chroma_dataset, backup_env, tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode:
+    # Room for the bytes (the free-space preflight passes) but not for the files: ENOSPC mid-copy.
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=8", "tmpfs", str(mount)]).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset, staging=mount / "staging")

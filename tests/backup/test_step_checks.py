@@ -13,9 +13,30 @@ def _snap(sid: str) -> Snapshot:
     return Snapshot(id=sid, short_id=sid[:8], time="2026-11-28T00:00:00", hostname="local", paths=["/x"])
 
 
+class _NoRepository:
+    """Any restic call on this repository fails the test: forget's listing must suffice."""
+
+    def describe(self) -> str:
+        return "the test repository"
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        raise AssertionError(f"restic was asked again (repo.{name})")
+
+
 def test_a_new_snapshot_in_forgets_keep_list_needs_no_further_restic_call():
     target = Target(host=load_config().hosts["local"])
-    check_new_snapshot_kept(target, None, ForgetResult(keep=[_snap("abcdef123456")], remove=[], dry=False), "abcdef12")  # type: ignore[arg-type]
+    gone = ForgetResult(keep=[_snap("abcdef123456")], remove=[], dry=False)
+    assert check_new_snapshot_kept(target, _NoRepository(), gone, "abcdef12") is None  # type: ignore[arg-type]
+
+
+def test_a_new_snapshot_missing_from_forgets_listing_is_looked_up_and_fails_when_absent(monkeypatch):
+    target = Target(host=load_config().hosts["local"])
+    asked: list[str] = []
+    monkeypatch.setattr("ragops.backup.restic.verify_present", lambda t, repo, sid: asked.append(sid))
+    gone = ForgetResult(keep=[_snap("0000aaaa")], remove=[], dry=False)
+    with pytest.raises(StepError, match="is not listed"):
+        check_new_snapshot_kept(target, _NoRepository(), gone, "abcdef12")  # type: ignore[arg-type]
+    assert asked == ["abcdef12"]
 
 
 def test_retention_that_removes_the_snapshot_just_taken_fails_the_step():
