@@ -1,32 +1,45 @@
-"""cleanup: the planned find command, its output parsing, and real runs on the local host."""
+"""cleanup: the planned find command, its output parsing, escaping for people, and real runs (local, SSH)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from fleet_helpers import files_under, hash_tree, make_target, make_tree, set_age
+from fleet_helpers import (
+    files_under,
+    hash_tree,
+    make_host_entry,
+    make_target,
+    make_tree,
+    run_invoke,
+    set_age,
+    write_config,
+)
 
 from ragops.config import CleanupRoot
 from ragops.errors import SafetyError
 from ragops.report import FAILED, OK, SKIPPED
-from ragops.steps.cleanup import RootReport, make_find_command, parse_find_output, run_cleanup
+from ragops.steps.cleanup import RootReport, make_find_command, parse_find_output, printable, run_cleanup
 
 
-def test_find_command_is_one_safe_find_per_root():
+def test_find_command_enters_the_root_once_checks_it_and_walks_from_there():
     cmd = make_find_command(CleanupRoot(root="/srv/logs/", patterns=["*.log", "a b.txt"], max_age_days=3), delete=True)
-    assert cmd == (
-        'R=/srv/logs; [ -d "$R" ] || { echo MISSING; exit 0; }; '
-        '[ "$(readlink -f -- "$R")" = "$R" ] || { echo "RESOLVES $(readlink -f -- "$R")"; exit 0; }; '
-        "echo BEGIN; exec find -P /srv/logs -mindepth 1 -ignore_readdir_race -xdev -type f "
-        "\\( -name '*.log' -o -name 'a b.txt' \\) -mtime +3 -printf '%s\\t%p\\0' -delete"
-    )
+    lines = cmd.split("\n")
+    assert lines[:4] == [
+        "R=/srv/logs",
+        """[ -d "$R" ] || { printf 'MISSING\\0'; exit 0; }""",
+        """cd -P -- "$R" || { printf 'FAILED\\tcannot enter the directory\\0'; exit 0; }""",
+        """P=$(env pwd -P) && [ "$P" = "$R" ] || { printf 'RESOLVES\\t%s\\0' "$P"; exit 0; }""",
+    ]
+    assert "< /proc/self/mountinfo" in cmd and lines[-4] == lines[3]  # checked again after reading the mounts
+    assert lines[-1] == ("""exec find -P . -mindepth 1 -ignore_readdir_race -xdev "$@" -type f """
+                         """\\( -name '*.log' -o -name 'a b.txt' \\) -mtime +3 -delete -printf '%s\\t%P\\0'""")
 
 
 def test_find_command_lists_without_deleting_and_may_cross_filesystems():
     cmd = make_find_command(CleanupRoot(root="/srv/tmp", cross_filesystems=True), delete=False)
-    assert "-delete" not in cmd and "-xdev" not in cmd
-    assert cmd.endswith("-mtime +7 -printf '%s\\t%p\\0'")
+    assert "-delete" not in cmd and "-xdev" not in cmd and "mountinfo" not in cmd
+    assert cmd.endswith("""-type f \\( -name '*.log' \\) -mtime +7 -printf '%s\\t%P\\0'""")
 
 
 @pytest.mark.parametrize("root", ["/", "//", "/./", "relative/logs", "/var/../etc"])
@@ -36,20 +49,30 @@ def test_find_command_refuses_unsafe_roots_even_without_config_validation(root):
         make_find_command(unchecked, delete=True)
 
 
-def test_find_output_is_parsed_into_files_and_bytes():
-    report = RootReport(root="/r", kind="logs")
-    parse_find_output("BEGIN\n10\t/r/a.log\x005\t/r/tab\there.log\x00", report, keep_all=True)
+def test_find_output_is_parsed_into_files_and_bytes_below_the_root():
+    report = RootReport(root="/r/", kind="logs")
+    parse_find_output("MOUNT\tsub/m\\040nt\\012x\0BEGIN\x0010\ta.log\x005\ttab\there\n.log\x00", report, keep_all=True)
     assert (report.status, report.files, report.bytes) == (OK, 2, 15)
-    assert report.paths == [("/r/a.log", 10), ("/r/tab\there.log", 5)]
+    assert report.paths == [("/r/a.log", 10), ("/r/tab\there\n.log", 5)]
+    assert report.mounts == ["/r/sub/m nt\nx"]
 
 
 def test_find_output_reports_a_missing_root_as_skipped_and_a_symlinked_root_as_refused():
     missing = RootReport(root="/r", kind="logs")
-    parse_find_output("MISSING\n", missing, keep_all=False)
+    parse_find_output("MISSING\0", missing, keep_all=False)
     assert missing.status == SKIPPED
     resolved = RootReport(root="/r", kind="logs")
-    parse_find_output("RESOLVES /elsewhere\n", resolved, keep_all=False)
-    assert resolved.status == FAILED and "resolves to /elsewhere" in resolved.message
+    parse_find_output("RESOLVES\t/else\nwhere\0", resolved, keep_all=False)
+    assert resolved.status == FAILED and "resolves to /else\nwhere" in resolved.message
+    for garbage in ("", "motd from a login shell\nBEGIN\0", "BEGI"):  # no trusted BEGIN record: nothing counted
+        report = RootReport(root="/r", kind="logs")
+        parse_find_output(garbage + "10\ta.log\0", report, keep_all=True)
+        assert report.status == FAILED and report.files == 0
+
+
+def test_names_are_escaped_for_human_output():
+    assert printable("/r/plain name.log") == "/r/plain name.log"
+    assert printable("a\nb\tc\\d\re\x1b[2K\x7f\u202e\u2028") == "a\\nb\\tc\\\\d\\re\\x1b[2K\\x7f\\u202e\\u2028"
 
 
 def _settings(base):
@@ -116,3 +139,38 @@ def test_cleanup_of_roots_that_do_not_exist_is_skipped(tmp_path):
 
 def test_cleanup_without_roots_has_nothing_to_do(tmp_path):
     assert run_cleanup(make_target(tmp_path, {})).status == SKIPPED
+
+
+FAKE = "[local] cleanup: ok"  # what a crafted name tries to print as a line of its own
+
+
+def test_a_crafted_name_cannot_fake_a_line_in_the_dry_run_output(tmp_path, capsys):
+    base = tmp_path / "host"
+    (base / "logs").mkdir(parents=True)
+    crafted = base / "logs" / f"x.log\n{FAKE}\t\\\x1b[2K.log"
+    crafted.write_bytes(b"c" * 3)
+    set_age(crafted, 30)
+    result = run_cleanup(make_target(tmp_path, {"logs": [{"root": str(base / "logs")}]}, dry=True))
+    err = capsys.readouterr().err
+    assert FAKE not in err.splitlines() and "\x1b" not in err
+    shown = str(base / "logs") + "/x.log\\n" + FAKE + "\\t\\\\\\x1b[2K.log"
+    assert f"(dry run) delete {shown} (3 B)" in err
+    assert result.details["roots"][0]["paths"] == [{"path": str(crafted), "bytes": 3}]  # JSON: the exact name
+    assert crafted.exists()
+
+
+@pytest.mark.slow
+def test_over_ssh_a_crafted_name_is_escaped_in_the_dry_run_and_exact_in_the_json(tmp_path, sshd):
+    base = tmp_path / "h2 [logs]*"  # a root with a space and glob characters, too
+    (base / "logs").mkdir(parents=True)
+    crafted = base / "logs" / f"x\n[h2] {FAKE[8:]}\n.log"
+    crafted.write_bytes(b"c" * 3)
+    set_age(crafted, 30)
+    cfg = write_config(tmp_path / "ragops.yaml", {"hosts": {"h2": {**make_host_entry(sshd, "127.0.0.2"),
+                                                                  "logs": [{"root": str(base / "logs")}]}}})
+    res = run_invoke("cleanup", "--host", "h2", "--config", str(cfg), "--dry", "--json")
+    assert res.returncode == 0, res.stderr
+    assert f"[h2] {FAKE[8:]}" not in res.stderr.splitlines()
+    assert f"(dry run) delete {base}/logs/x\\n[h2] {FAKE[8:]}\\n.log (3 B)" in res.stderr
+    roots = res.json()["hosts"][0]["steps"][0]["details"]["roots"]
+    assert roots[0]["paths"] == [{"path": str(crafted), "bytes": 3}] and crafted.exists()
