@@ -1,9 +1,14 @@
-"""A real Kubernetes 1.20 control plane on loopback: etcd + kube-apiserver + kube-controller-manager.
+"""A real Kubernetes 1.20 control plane on loopback: etcd + kube-apiserver + kube-controller-manager
++ kube-scheduler.
 
 Binaries come from the machine cache built by scripts/setup.d/50-kube.sh ($RAGOPS_KUBE_DIR, default
 /var/cache/ragops/kube-1.20/bin). The API server uses a static token (group system:masters), RBAC,
-and its own service-account keys; the controller manager runs every controller except node
-lifecycle/IPAM (there is no kubelet to heartbeat: see kubelet_helper.py).
+its own service-account keys, the PodNodeSelector + PodTolerationRestriction admission plugins (a
+namespace annotation pins its pods to a node: kubelet_helper.pin_namespace) and reaches kubelets by
+their InternalIP (``kubectl logs``). The controller manager runs every controller except node
+IPAM, cloud and route/service ones (its node lifecycle controller lifts the real node's
+``not-ready`` taint; the stand-in node heartbeats). The nodes - a real kubelet and a stand-in
+- are in kubelet_helper.py.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ BIN = KUBE_DIR / "bin"
 
 
 def find_missing() -> list[str]:
-    need = ["kube-apiserver", "kube-controller-manager", "etcd", "kubectl"]
+    need = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kubectl"]
     return [n for n in need if not (BIN / n).is_file()] + ([] if (KUBE_DIR / ".complete").exists() else [".complete"])
 
 
@@ -118,6 +123,8 @@ def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
             "--authorization-mode=RBAC", f"--service-account-key-file={pub}",
             f"--service-account-signing-key-file={priv}", "--service-account-issuer=https://kubernetes.default.svc",
             "--service-cluster-ip-range=10.96.0.0/24", "--disable-admission-plugins=ServiceAccount",
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", "--v=1",
         ], api_log)
         cluster.procs.append(api)
@@ -126,13 +133,22 @@ def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
         kcm_log = workdir / "controller-manager.log"
         kcm = services.start_process([
             str(BIN / "kube-controller-manager"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-            "--controllers=*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle,-route,-service",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-route,-service",
             "--port=0", "--secure-port=0", "--use-service-account-credentials=false",
             "--concurrent-deployment-syncs=2", "--v=1",
         ], kcm_log)
         cluster.procs.append(kcm)
+        sched_log = workdir / "scheduler.log"
+        sched = services.start_process([
+            str(BIN / "kube-scheduler"), f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}", "--leader-elect=false", "--port=0", "--secure-port=0",
+            "--profiling=false", "--v=1",
+        ], sched_log)
+        cluster.procs.append(sched)
         deadline = time.monotonic() + timeout
         while cluster.kubectl_run("get", "serviceaccount", "default", check=False).returncode != 0:
+            if sched.poll() is not None:
+                raise RuntimeError(f"kube-scheduler exited rc {sched.returncode}:\n{services._log_tail(sched_log)}")
             if kcm.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"kube-controller-manager not working:\n{services._log_tail(kcm_log)}")
             time.sleep(0.3)

@@ -1,12 +1,17 @@
 """Fixtures of the real-API-server tier (tests marked slow).
 
-- ``cluster`` (session): etcd + kube-apiserver 1.20 + kube-controller-manager on free loopback
-  ports (tests/k8s/cluster.py), Velero CRDs generated from Velero's API types, a ``velero``
-  namespace, and the kubelet helper thread (kubelet_helper.py: the one fake, no kubelet can run here).
-- ``kubelet`` (session): that KubeletHelper (``failing_jobs`` makes Job pods fail).
+- ``cluster`` (session): etcd + kube-apiserver 1.20 + kube-controller-manager + kube-scheduler on
+  free loopback ports (tests/k8s/cluster.py), Velero CRDs generated from Velero's API types, a
+  ``velero`` namespace.
+- ``node`` (session): a REAL kubelet 1.20 node (``127.0.0.1``) on a private dockerd, Ready, with the
+  busybox-based test images loaded (kubelet_helper.start_node). Pods need ``hostNetwork: true``.
+- ``node_namespace`` (function): a fresh namespace pinned to that real node, deleted afterwards.
+- ``kubelet`` (session): the STAND-IN (kubelet_helper.StandInKubelet, Node ``node-1``): it marks
+  pods of unpinned namespaces Running/Succeeded (``failing_jobs`` makes Job pods fail). Used only
+  where the real node cannot run the pods yet: the rendered ragops CronJobs and the Velero tests.
+- ``namespace`` (function): a fresh unpinned namespace (its pods go to the stand-in), deleted afterwards.
 - ``velero`` (function): the Velero-server helper (velero_helper.py), outcomes reset to Completed.
 - ``kube`` (function): ragops' Kubectl pointed at the cluster with Debian's kubectl 1.20.
-- ``namespace`` (function): a fresh namespace, deleted afterwards.
 
 When the binaries of scripts/setup.d/50-kube.sh are missing these tests FAIL (never skip): the
 one-time build must have run on this machine.
@@ -23,7 +28,7 @@ import pytest
 from ragops.k8s.kubectl import Kubectl
 
 from .cluster import BIN, Cluster, find_missing, start_cluster
-from .kubelet_helper import KubeletHelper
+from .kubelet_helper import Node, StandInKubelet, pin_namespace, start_node
 from .velero_helper import VeleroHelper
 from .velero_schema import make_crd
 
@@ -33,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     missing = find_missing()
     if missing:
         pytest.fail(f"Kubernetes 1.20 binaries missing in {BIN} ({', '.join(missing)}): run "
-                    "`bash scripts/setup.d/50-kube.sh` once on this machine (~11 min build)", pytrace=False)
+                    "`bash scripts/setup.d/50-kube.sh` once on this machine (~11 min build + a 4-13 min kubelet stage)", pytrace=False)
     c = start_cluster(tmp_path_factory.mktemp("kube"))
     try:
         c.apply([make_crd(k) for k in ("Backup", "Restore", "Schedule")])
@@ -46,8 +51,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def kubelet(cluster: Cluster) -> Iterator[KubeletHelper]:
-    helper = KubeletHelper(cluster.url, cluster.session()).start()
+def node(cluster: Cluster) -> Iterator[Node]:
+    try:
+        n = start_node(cluster)
+    except RuntimeError as exc:
+        pytest.fail(f"the real kubelet node did not come up: {exc}", pytrace=False)
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
+@pytest.fixture
+def node_namespace(cluster: Cluster, node: Node) -> Iterator[str]:
+    name = f"n-{uuid.uuid4().hex[:8]}"
+    pin_namespace(cluster, name)
+    yield name
+    cluster.kubectl_run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def kubelet(cluster: Cluster) -> Iterator[StandInKubelet]:
+    helper = StandInKubelet(cluster.url, cluster.session()).start()
     try:
         yield helper
     finally:
@@ -55,7 +80,7 @@ def kubelet(cluster: Cluster) -> Iterator[KubeletHelper]:
 
 
 @pytest.fixture(scope="session")
-def velero_server(cluster: Cluster, kubelet: KubeletHelper) -> Iterator[VeleroHelper]:
+def velero_server(cluster: Cluster, kubelet: StandInKubelet) -> Iterator[VeleroHelper]:
     helper = VeleroHelper(cluster.url, cluster.session()).start()
     try:
         yield helper
@@ -71,12 +96,12 @@ def velero(velero_server: VeleroHelper) -> Iterator[VeleroHelper]:
 
 
 @pytest.fixture
-def kube(cluster: Cluster, kubelet: KubeletHelper) -> Kubectl:
+def kube(cluster: Cluster) -> Kubectl:
     return Kubectl(binary=cluster.kubectl, kubeconfig=str(cluster.kubeconfig), timeout_s=120)
 
 
 @pytest.fixture
-def namespace(cluster: Cluster, kubelet: KubeletHelper) -> Iterator[str]:
+def namespace(cluster: Cluster, kubelet: StandInKubelet) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     cluster.kubectl_run("create", "namespace", name)
     yield name

@@ -1,7 +1,10 @@
 """The rendered manifests on a real 1.20 API server, and k8s.run-now (Debian's kubectl 1.20).
 
-Job pods are finished by the kubelet helper (no kubelet can run here); the Job and CronJob
-controllers are the real kube-controller-manager's.
+Job pods here are finished by the STAND-IN kubelet (kubelet_helper.StandInKubelet): the rendered
+CronJobs run the ``ragops`` image, which is not built into the real node's engine yet, and mount
+claims that no volume backs, so the real kubelet could not start them. The Job and CronJob
+controllers and the scheduler are the real ones. CronJob-made Jobs running for real on the real
+kubelet (success, failure, logs, a read-only claim): test_kubelet.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""k8s.upgrade: planning (pure) and real rollouts on the 1.20 API server.
+"""k8s.upgrade: planning (pure) and real rollouts on the 1.20 API server and the REAL kubelet node.
 
-Pods are made Ready by the kubelet helper (no kubelet can run here); ``:broken`` images never become
-Ready, so their rollout times out and must be undone by ragops.
+The Deployments run in a namespace pinned to the real node (kubelet 1.20 on a private dockerd,
+kubelet_helper.py): ``rag-api:1``/``:2``/``:broken`` are busybox images imported into its engine, and
+a pod is Ready when its exec readiness probe (``cat /ready``) passes - ``:broken`` has no ``/ready``,
+so its rollout times out and must be undone by ragops. Pods use ``hostNetwork`` and listen on no
+port, so old and new replicas coexist on the one node.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ragops.k8s.kubectl import Kubectl
 from ragops.k8s.rollout import image_repo, make_upgrade_plan, run_k8s_upgrade
 
 from .cluster import Cluster
-from .kubelet_helper import wait_until
+from .kubelet_helper import NODE_NAME, wait_until
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +36,18 @@ def make_deployment(name: str, namespace: str, image: str, replicas: int = 2) ->
                                   "spec": {"containers": [{"name": "api", "image": image}]}}}}
 
 
+def make_node_deployment(name: str, namespace: str, image: str, replicas: int = 2) -> dict:
+    """make_deployment for the real node: host network, a readiness probe, quick stops."""
+    dep = make_deployment(name, namespace, image, replicas)
+    pod = dep["spec"]["template"]["spec"]
+    pod.update(hostNetwork=True, terminationGracePeriodSeconds=2)
+    pod["containers"][0]["readinessProbe"] = {"exec": {"command": ["cat", "/ready"]}, "periodSeconds": 1,
+                                              "failureThreshold": 1}
+    return dep
+
+
 def deploy_ready(cluster: Cluster, kube: Kubectl, namespace: str, image: str = "rag-api:1") -> None:
-    cluster.apply([make_deployment("rag-api", namespace, image)])
+    cluster.apply([make_node_deployment("rag-api", namespace, image)])
     wait_until(lambda: (kube.get("deployment", "rag-api", namespace=namespace) or {}).get("status", {})
                .get("readyReplicas") == 2, what="rag-api ready")
 
@@ -59,7 +72,8 @@ def test_with_several_containers_the_plan_matches_the_image_name_or_asks_for_one
 
 
 @pytest.mark.slow
-def test_a_rollout_to_a_healthy_image_succeeds_and_records_the_new_revision(cluster, kube, namespace) -> None:
+def test_a_rollout_to_a_healthy_image_succeeds_and_records_the_new_revision(cluster, kube, node_namespace) -> None:
+    namespace = node_namespace
     deploy_ready(cluster, kube, namespace)
     result = run_k8s_upgrade(kube, "deployment/rag-api", "rag-api:2", namespace=namespace, timeout_s=90)
     assert result.status == "ok", result.message
@@ -67,10 +81,18 @@ def test_a_rollout_to_a_healthy_image_succeeds_and_records_the_new_revision(clus
     dep = kube.get("deployment", "rag-api", namespace=namespace)
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "rag-api:2"
     assert dep["status"]["readyReplicas"] == 2
+    # the real kubelet stops the old replicas (they exit on TERM) and runs the new ones in docker
+    pods = wait_until(lambda: (ps := kube.items("pods", namespace=namespace)) and len(ps) == 2
+                      and all(p["spec"]["containers"][0]["image"] == "rag-api:2" for p in ps) and ps,
+                      timeout=30, what="only the two rag-api:2 pods left")
+    assert {p["spec"]["nodeName"] for p in pods} == {NODE_NAME}
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    assert all(p["status"]["containerStatuses"][0]["containerID"].startswith("docker://") for p in pods)
 
 
 @pytest.mark.slow
-def test_a_rollout_that_never_gets_ready_is_undone_and_ends_on_the_old_image(cluster, kube, namespace) -> None:
+def test_a_rollout_that_never_gets_ready_is_undone_and_ends_on_the_old_image(cluster, kube, node_namespace) -> None:
+    namespace = node_namespace
     deploy_ready(cluster, kube, namespace)
     result = run_k8s_upgrade(kube, "deployment/rag-api", "rag-api:broken", namespace=namespace, timeout_s=8)
     assert result.status == "failed"
@@ -85,7 +107,9 @@ def test_a_rollout_that_never_gets_ready_is_undone_and_ends_on_the_old_image(clu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["k8s.upgrade", "upgrade"])
-def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube, namespace, ragops_yaml, task) -> None:
+def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube, node_namespace, ragops_yaml,
+                                                                  task) -> None:
+    namespace = node_namespace
     deploy_ready(cluster, kube, namespace)
     res = subprocess.run([INVOKE, task, "--k8s", "deployment/rag-api", "--image", "rag-api:9",  # KUBECONFIG from env
                           "--namespace", namespace, "--dry", "--json", "--config", str(ragops_yaml)],
@@ -99,7 +123,7 @@ def test_upgrade_dry_is_a_server_side_dry_run_that_changes_nothing(cluster, kube
 
 
 @pytest.mark.slow
-def test_upgrade_of_a_missing_deployment_fails_with_its_name(cluster, kube, namespace) -> None:
+def test_upgrade_of_a_missing_deployment_fails_with_its_name(cluster, kube, namespace) -> None:  # no pods at all
     from ragops.errors import StepError
 
     with pytest.raises(StepError, match=f"deployment/nope not found in namespace {namespace}"):

@@ -2,7 +2,10 @@
 
 The Velero server is a test helper (velero_helper.py: no Velero binary is installable here) that
 captures and restores namespace objects and ends each Backup/Restore in the outcome a test chooses.
-Pods are made Ready and Job pods finished by the kubelet helper (no kubelet can run here).
+Pods are made Ready and Job pods finished by the STAND-IN kubelet (kubelet_helper.StandInKubelet),
+not the real node: the Velero server restores objects, not volume data, so the restored claims have
+no volumes, and the verification Job runs the ``ragops`` image, which the real node's engine does not
+have yet. The scratch namespaces the helper creates are unpinned, so their pods go to the stand-in.
 """
 
 from __future__ import annotations
