@@ -10,12 +10,14 @@ Precedence: task flag > environment (``RAGOPS_*``) > ragops.yaml > built-in defa
 from __future__ import annotations
 
 import difflib
+import gc
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -94,6 +96,7 @@ class DiskSettings(Model):
     fail_percent: int = Field(90, ge=1, le=100, description="Failed at or above this percentage of space used.")
     inode_warn_percent: int = Field(80, ge=1, le=100, description="Degraded at or above this percentage of inodes used.")
     inode_fail_percent: int = Field(90, ge=1, le=100, description="Failed at or above this percentage of inodes used.")
+    min_free_percent: int = Field(10, ge=0, le=99, description="A backup (or restore-test scratch copy) is refused before writing anything if it would leave less than this percentage of its filesystem free (and never past fail_percent).")
 
 
 class LogrotateSettings(Model):
@@ -115,6 +118,7 @@ class BackupSettings(Model):
     staging_dir: str = Field("/var/tmp/ragops-staging", description="Directory on the host under which each backup run stages its dumps (removed afterwards, also on failure).")
     restic: str = Field("restic", description="restic binary on the host.")
     chroma_python: str = Field("python3", description="Python on the host that can import chromadb (validates live Chroma copies).")
+    redis_server: str = Field("redis-server", description="redis-server binary on the host: restore-test loads the restored dump in a throwaway server with it.")
 
 
 class DockerServiceSettings(Model):
@@ -178,8 +182,8 @@ class HostSettings(Model):
     docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker: pruning, log audit, Compose upgrades and releases.")
 
 
-class HostEntry(HostSettings):
-    """An inventory entry: how to reach the host plus any HostSettings overrides."""
+class Connection(Model):
+    """How to reach a host: the connection fields of an inventory entry (one small object per host)."""
 
     address: str | None = Field(None, description="Host name or IP to SSH to (default: the entry's name, resolved through ssh_config).")
     port: int | None = Field(None, ge=1, le=65535, description="SSH port (default 22 or ssh_config's).")
@@ -190,6 +194,10 @@ class HostEntry(HostSettings):
     strict_host_key_checking: bool = Field(True, description="Refuse unknown or changed host keys. Turning it off is explicit, per host.")
     known_hosts: str | None = Field(None, description="known_hosts file (default ~/.ssh/known_hosts).")
     connect_timeout_s: float = Field(10.0, gt=0, description="SSH connect timeout, seconds.")
+
+
+class HostEntry(Connection, HostSettings):
+    """An inventory entry: how to reach the host plus any HostSettings overrides."""
 
 
 class RagopsConfig(Model):
@@ -204,13 +212,14 @@ HOST_SETTING_FIELDS = set(HostSettings.model_fields)
 CONNECTION_FIELDS = set(HostEntry.model_fields) - HOST_SETTING_FIELDS
 
 
-class Host(BaseModel):
-    """A resolved host: name, connection parameters, effective settings, where they came from."""
+@dataclass(frozen=True, eq=False, slots=True)
+class Host:
+    """A resolved host: name, connection parameters, effective settings, where they came from.
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    Hosts with the same overrides share one ``settings`` object (never mutate it)."""
 
     name: str
-    entry: HostEntry
+    entry: Connection
     settings: HostSettings
     source: str
 
@@ -219,10 +228,9 @@ class Host(BaseModel):
         return self.name == LOCAL
 
 
-class LoadedConfig(BaseModel):
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    config: RagopsConfig
+@dataclass(frozen=True, eq=False, slots=True)
+class LoadedConfig:
+    config: RagopsConfig  # its ``hosts`` stays empty: the inventory is in ``hosts`` below
     source: str  # file path, or "embedded demo config"
     hosts: dict[str, Host]
 
@@ -327,19 +335,61 @@ def find_config_path(explicit: str | None, environ: dict[str, str] | None = None
     return path if path.is_file() else None
 
 
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x faster on a big inventory
+
+
+class UniqueKeyLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """yaml's safe loader that refuses a mapping with the same key twice (YAML says keys are unique;
+    PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                scalar = isinstance(key_node, yaml.ScalarNode)  # cheap: no second construction
+                key = (key_node.tag, key_node.value) if scalar else self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                    seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the constructor below reports it
+                    continue
+                if first is not None:
+                    shown = key[1] if scalar else key
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {shown!r} (first at line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", UniqueKeyLoader.construct_yaml_map)
+
+
+def describe_bad_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"line {line}, column {column}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+
+
 def read_yaml(path: Path | str, text: str | None = None) -> Any:
-    """Parse YAML, turning syntax errors into one ConfigError naming file, line and column."""
+    """Parse YAML, turning every problem (unreadable, not UTF-8, syntax, duplicate key) into one
+    ConfigError naming the file, line and column."""
     try:
         if text is None:
-            text = Path(path).read_text(encoding="utf-8")
-        return yaml.safe_load(text)
+            data = Path(path).read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}: {describe_bad_utf8(data, exc)}") from None
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+        kind = "" if str(problem).startswith("duplicate key") else "invalid YAML: "
+        raise ConfigError(f"{path}: {where}{kind}{problem}") from None
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -389,7 +439,21 @@ def make_env_overrides(environ: dict[str, str]) -> tuple[dict[str, Any], dict[st
 
 
 def load_config(explicit: str | None = None, environ: dict[str, str] | None = None) -> LoadedConfig:
-    """Load, validate and resolve the whole configuration; raise ConfigError with every problem."""
+    """Load, validate and resolve the whole configuration; raise ConfigError with every problem.
+
+    Linear in the inventory and lean: each distinct set of host overrides is validated once and
+    its HostSettings shared by every host that has it; the cyclic GC is paused meanwhile (its full
+    collections over a growing heap made a 250k-host load quadratic). bench/bench_config_load.py."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_config(explicit, environ)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load_config(explicit: str | None, environ: dict[str, str] | None) -> LoadedConfig:
     environ = dict(os.environ if environ is None else environ)
     path = find_config_path(explicit, environ)
     if path is None:
@@ -404,43 +468,98 @@ def load_config(explicit: str | None = None, environ: dict[str, str] | None = No
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: (top level): must be a mapping of settings")
-    env_top, env_host, problems = make_env_overrides(environ)
+    env_top, env_host, env_problems = make_env_overrides(environ)
+    problems: list[str] = []  # file problems first, then the environment's
+    inventory = raw.get("hosts") or {}
+    top = {**raw, "hosts": {}} if isinstance(inventory, dict) else raw
     try:
-        config = RagopsConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = make_error_lines(source, exc, RagopsConfig) + problems
-        raise ConfigError(problems) from None
+        config = RagopsConfig.model_validate(top)
+    except ValidationError as exc:  # still check the inventory (every problem at once), on empty defaults
+        problems = make_error_lines(source, exc, RagopsConfig)
+        config = RagopsConfig()
+    hosts, host_problems = make_hosts(config, source, inventory if isinstance(inventory, dict) else {}, env_host)
+    problems += host_problems + env_problems
     if env_top:
         try:
-            config = RagopsConfig.model_validate({**raw, **env_top})
+            config = RagopsConfig.model_validate({**top, **env_top})
         except ValidationError as exc:
             problems += make_error_lines("environment", exc, RagopsConfig)
-    hosts, host_problems = make_hosts(config, source, env_host)
-    problems += host_problems
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(config=config, source=source, hosts=hosts)
 
 
-def make_hosts(config: RagopsConfig, source: str, env_host: dict[str, Any]) -> tuple[dict[str, Host], list[str]]:
-    """Effective settings per host: built-in defaults < defaults: < host entry < environment."""
+def freeze(value: Any) -> Any:
+    """A hashable key for a YAML value that keeps types apart (True vs 1, "1" vs 1)."""
+    if isinstance(value, dict):
+        return ("{", tuple(sorted(((repr(k), freeze(v)) for k, v in value.items()))))
+    if isinstance(value, list):
+        return ("[", tuple(freeze(v) for v in value))
+    return (type(value).__name__, repr(value))
+
+
+_CONNECTIONS: TypeAdapter[dict[str, Connection]] = TypeAdapter(dict[str, Connection])
+
+
+def make_hosts(config: RagopsConfig, source: str, inventory: dict[Any, Any], env_host: dict[str, Any]
+               ) -> tuple[dict[str, Host], list[str]]:
+    """Effective settings per host: built-in defaults < defaults: < host entry < environment.
+
+    One pass over the raw entries: connection fields are validated for all hosts in one call;
+    the settings overrides are grouped, and each distinct group validated (and merged) once."""
     base = config.defaults.model_dump(exclude_unset=True)
-    entries = dict(config.hosts)
-    entries.setdefault(LOCAL, HostEntry())
-    hosts: dict[str, Host] = {}
     problems: list[str] = []
-    for name, entry in entries.items():
-        own = entry.model_dump(exclude_unset=True, include=HOST_SETTING_FIELDS)
-        merged = deep_merge(deep_merge(base, own), env_host)
-        try:
-            settings = HostSettings.model_validate(merged)
-        except ValidationError as exc:
-            where = "environment" if env_host else source
-            problems += make_error_lines(where, exc, HostSettings, ("hosts", name))
+    connections: dict[str, dict[str, Any]] = {}
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, entry in inventory.items():
+        if not isinstance(name, str):
+            problems.append(f"{source}: hosts.{name}: a host name must be a string")
             continue
-        problems += check_host(source, name, settings)
-        hosts[name] = Host(name=name, entry=entry, settings=settings, source=source)
+        if not isinstance(entry, dict):
+            problems.append(f"{source}: hosts.{name}: must be a mapping")
+            continue
+        conn: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key, value in entry.items():
+            (conn if key in CONNECTION_FIELDS else own)[key] = value
+        connections[name], overrides[name] = conn, own
+    connections.setdefault(LOCAL, {})
+    overrides.setdefault(LOCAL, {})
+    try:
+        checked = _CONNECTIONS.validate_python(connections)
+    except ValidationError as exc:  # report them, and still check every host's settings
+        problems += make_error_lines(source, exc, HostEntry, ("hosts",))
+        checked = {}
+    shared: dict[Any, HostSettings | ValidationError | list[str]] = {}
+    hosts: dict[str, Host] = {}
+    for name, own in overrides.items():
+        key = freeze(own) if own else ()
+        settings = shared.get(key)
+        if settings is None:
+            settings = shared[key] = make_settings(base, own, env_host, source)
+        if isinstance(settings, HostSettings):
+            problems += check_host(source, name, settings)
+            if name in checked:
+                hosts[name] = Host(name=name, entry=checked[name], settings=settings, source=source)
+        elif isinstance(settings, ValidationError):
+            where = source if settings.title == "HostEntry" or not env_host else "environment"
+            problems += make_error_lines(where, settings, HostEntry, ("hosts", name))
     return hosts, problems
+
+
+def make_settings(base: dict[str, Any], own: dict[str, Any], env_host: dict[str, Any], source: str
+                  ) -> HostSettings | ValidationError:
+    """One group's settings, or its validation error: the entry's own overrides first (errors name
+    the file), then merged onto defaults: and the environment."""
+    if own:
+        try:
+            HostEntry.model_validate(own)
+        except ValidationError as exc:
+            return exc
+    try:
+        return HostSettings.model_validate(deep_merge(deep_merge(base, own), env_host))
+    except ValidationError as exc:
+        return exc
 
 
 def check_host(source: str, name: str, settings: HostSettings) -> list[str]:
@@ -461,24 +580,38 @@ def select_hosts(loaded: LoadedConfig, spec: str | None) -> list[Host]:
     """--host: comma list of names and @groups; 'local' is always known. Unknown names are errors."""
     if spec is None or not spec.strip():
         raise ConfigError("--host: no host given (use --host local, a name from the inventory, or @group)")
-    chosen: list[Host] = []
+    tokens = [t.strip() for t in spec.split(",")]
+    if any(not t for t in tokens):
+        raise ConfigError(f"--host {spec!r}: an empty name in the list")
+    chosen: dict[str, Host] = {}
     problems = []
-    for token in [t.strip() for t in spec.split(",") if t.strip()]:
+    groups: dict[str, list[Host]] | None = None
+    for token in tokens:
         if token.startswith("@"):
-            group = token[1:]
-            members = [h for h in loaded.hosts.values() if group in h.entry.groups]
+            if groups is None:  # one pass over the inventory, whatever the number of @groups
+                groups = {}
+                for h in loaded.hosts.values():
+                    for g in h.entry.groups:
+                        groups.setdefault(g, []).append(h)
+            members = groups.get(token[1:], [])
             if not members:
-                problems.append(f"{loaded.source}: --host {token}: no host is in group {group!r}")
-            chosen += [m for m in members if m not in chosen]
+                problems.append(f"{loaded.source}: --host {token}: no host is in group {token[1:]!r}")
+            for m in members:
+                chosen.setdefault(m.name, m)
         elif token in loaded.hosts:
-            if loaded.hosts[token] not in chosen:
-                chosen.append(loaded.hosts[token])
+            chosen.setdefault(token, loaded.hosts[token])
         else:
-            close = difflib.get_close_matches(token, list(loaded.hosts), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{loaded.source}: --host {token}: unknown host{hint}")
+            problems.append(f"{loaded.source}: --host {token}: unknown host{did_you_mean(token, loaded.hosts)}")
     if problems:
         raise ConfigError(problems)
-    if not chosen:
-        raise ConfigError("--host: the host list is empty")
-    return chosen
+    return list(chosen.values())
+
+
+def did_you_mean(token: str, names: dict[str, Any], limit: int = 5000) -> str:
+    """A close name, looked for among the names of similar length (difflib over 250k names takes
+    seconds); beyond ``limit`` candidates, only those sharing the first character."""
+    candidates = [n for n in names if abs(len(n) - len(token)) <= 2]
+    if len(candidates) > limit:
+        candidates = [n for n in candidates if n[:1] == token[:1]][:limit]
+    close = difflib.get_close_matches(token, candidates, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

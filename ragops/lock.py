@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from . import output
-from .errors import LockHeldError, StepError
+from .errors import ConfigError, LockHeldError, StepError
 from .seam import Target, pid_alive, quote
 
 
@@ -32,11 +32,20 @@ def make_lock_info(task: str) -> dict[str, object]:
     }
 
 
+IS_DIRECTORY, NO_PARENT = 64, 65  # exit codes of the acquire command: lock_path is unusable
+
+
 def make_acquire_command(path: str, info_line: str) -> str:
-    """Create the lock if absent; else print HELD <age seconds> and the holder's line (exit 3)."""
-    lp = quote(path)
+    """Create the lock if absent; else print HELD <age seconds> and the holder's line (exit 3).
+
+    The lock's own directory is created when its parent exists (/run/lock on a fresh tmpfs), never
+    a chain of missing parents (exit 65); a lock_path that is a directory exits 64."""
+    lp, d = quote(path), os.path.dirname(path) or "/"
     return (
-        f"mkdir -p {quote(os.path.dirname(path))} && exec 9>{quote(path + '.guard')} && flock -w 10 9 || exit 75; "
+        f"if [ -d {lp} ]; then exit {IS_DIRECTORY}; fi; "
+        f"if [ ! -d {quote(d)} ]; then [ -d {quote(os.path.dirname(d) or '/')} ] || exit {NO_PARENT}; "
+        f"mkdir {quote(d)} 2>/dev/null || [ -d {quote(d)} ] || exit {NO_PARENT}; fi; "
+        f"exec 9>{quote(path + '.guard')} && flock -w 10 9 || exit 75; "
         f"if [ -e {lp} ]; then echo HELD $(( $(date +%s) - $(stat -c %Y {lp}) )); cat {lp}; exit 3; fi; "
         f"printf '%s\\n' {quote(info_line)} > {lp} && echo ACQUIRED"
     )
@@ -97,12 +106,16 @@ class HostLock:
         if res.exited == 3:
             first, _, rest = res.stdout.partition("\n")
             raw = rest.strip()
+            age = float(first.split()[1]) if len(first.split()) > 1 else 0.0
             try:
                 holder = json.loads(raw)
             except ValueError:
+                holder = None
+            if isinstance(holder, dict):
+                why = is_stale(holder, age, self.target.settings.lock_ttl_s, socket.gethostname())
+            else:  # read under the guard flock, so no writer is mid-write: garbage, not a holder
+                why = f"its content is not a ragops lock ({raw[:60]!r})"
                 holder = {"origin": "?", "pid": "?", "started": "?", "raw": raw}
-            age = float(first.split()[1]) if len(first.split()) > 1 else 0.0
-            why = is_stale(holder, age, self.target.settings.lock_ttl_s, socket.gethostname())
             if why is None:
                 raise LockHeldError(f"{self.target.name}: lock {self.path} is held by {describe_holder(holder)}; refusing to run")
             res2 = self.target.run(make_takeover_command(self.path, raw, line))
@@ -111,6 +124,11 @@ class HostLock:
             if not res2.ok:
                 raise StepError(f"{self.target.name}: cannot take over lock {self.path}: {res2.stderr.strip()}")
             output.warn(self.target.name, f"took over stale lock {self.path} ({why}; was {describe_holder(holder)})")
+        elif res.exited == IS_DIRECTORY:
+            raise ConfigError(f"{self.target.name}: lock_path: {self.path} is a directory (set lock_path to a file)")
+        elif res.exited == NO_PARENT:
+            raise ConfigError(f"{self.target.name}: lock_path: {self.path}: its directory {os.path.dirname(self.path)} "
+                              "does not exist (create it, or set lock_path under an existing directory)")
         elif not res.ok:
             raise StepError(f"{self.target.name}: cannot take lock {self.path} (exit {res.exited}): {res.stderr.strip()}")
         self.held = True

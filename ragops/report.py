@@ -83,6 +83,13 @@ class RunResult:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str)
 
 
+def make_error_document(task: str, error: str, exit_code: int, *, dry: bool = False) -> dict[str, Any]:
+    """The --json document of a run that stopped before any host ran (usage or config error, lock
+    of the whole run): same top-level keys as a RunResult's, no hosts, and the error."""
+    return {"task": task, "dry_run": dry, "started_at": time.time(), "duration_s": 0.0, "exit_code": int(exit_code),
+            "ok": False, "error": error, "hosts": []}
+
+
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -92,7 +99,7 @@ def format_bytes(n: float) -> str:
 
 
 _STYLE = {OK: "green", DEGRADED: "yellow", FAILED: "bold red", SKIPPED: "dim", "unreachable": "bold red",
-          "locked": "bold yellow", "not started": "dim"}
+          "locked": "bold yellow", "not started": "dim", "interrupted": "bold yellow"}
 
 
 def render_summary(run: RunResult) -> Any:

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from . import output
-from .errors import ExitCode, LockHeldError, RagopsError, UnreachableError
+from . import interrupts, output
+from .errors import ExitCode, Interrupted, LockHeldError, RagopsError, UnreachableError
 from .lock import HostLock
 from .report import DEGRADED, FAILED, OK, HostResult, StepResult, make_metrics_text, metrics_file_name
 from .seam import Target
 
 StepFn = Callable[[Target], StepResult]
+INTERRUPTED = "interrupted"  # HostResult.status of a host a signal cut short
 
 
 @dataclass
@@ -48,8 +49,9 @@ def write_metrics(target: Target, result: StepResult, file_name: str) -> None:
         return
     path = f"{directory.rstrip('/')}/{file_name}"
     try:
-        previous = target.read_text(path)
-        target.put_text(make_metrics_text(target.name, result, time.time(), previous), path)
+        with interrupts.shielded():  # the failed-run metrics of an interrupted run must be written
+            previous = target.read_text(path)
+            target.put_text(make_metrics_text(target.name, result, time.time(), previous), path)
     except RagopsError as exc:
         output.warn(target.name, f"metrics not written to {path}: {exc}")
 
@@ -79,23 +81,33 @@ def summarize_status(steps: list[StepResult]) -> str:
     return OK
 
 
+def mark_interrupted(result: HostResult, not_run: list[str]) -> None:
+    result.status, result.exit_code = INTERRUPTED, ExitCode.INTERRUPTED
+    result.error = interrupts.describe() + (f"; not run: {', '.join(not_run)}" if not_run else "")
+
+
 def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True, strict: bool = False) -> HostResult:
     """Connect, lock, run the steps in order (stop at the first failure unless continue_on_error).
 
-    ``strict``: a degraded result also makes the exit code non-zero (the health task).
+    ``strict``: a degraded result also makes the exit code non-zero (the health task). Once the
+    run is cancelled (SIGTERM/SIGINT/SIGHUP) no further step starts; a host whose steps did not
+    all run and succeed is ``interrupted`` (exit code 130), its failed-run metrics and fail ping
+    are still sent.
     """
     started = time.monotonic()
     result = HostResult(host=target.name)
     pinged = False
     try:
         target.open()
+        host_lock = HostLock(target, task) if lock else None
+        if host_lock:  # before the start ping: a held or misconfigured lock records nothing
+            host_lock.acquire()
         send_ping(target, "start")
         pinged = True
-        host_lock = HostLock(target, task) if lock else None
-        if host_lock:
-            host_lock.acquire()
         try:
             for step in steps:
+                if interrupts.cancelled():
+                    break
                 step_result = run_step(target, step)
                 result.steps.append(step_result)
                 style = output.error if step_result.failed else output.info
@@ -106,14 +118,21 @@ def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True,
                     if remaining:
                         result.error = f"stopped after failed step {step.name}; not run: {', '.join(remaining)}"
                     break
+            cut_short = interrupts.cancelled() and (len(result.steps) < len(steps) or any(s.failed for s in result.steps))
         finally:
             if host_lock:
-                host_lock.release()
+                with interrupts.shielded():
+                    host_lock.release()
         result.status = summarize_status(result.steps)
         bad = (FAILED, DEGRADED) if strict else (FAILED,)
         result.exit_code = ExitCode.STEP_FAILED if result.status in bad else ExitCode.OK
+        if cut_short:
+            mark_interrupted(result, [s.name for s in steps[len(result.steps):]])
     except UnreachableError as exc:
         result.status, result.error, result.exit_code = "unreachable", str(exc), ExitCode.UNREACHABLE
+        output.error(target.name, str(exc))
+    except Interrupted as exc:  # while connecting or locking
+        mark_interrupted(result, [s.name for s in steps[len(result.steps):]])
         output.error(target.name, str(exc))
     except LockHeldError as exc:
         result.status, result.error, result.exit_code = "locked", str(exc), ExitCode.LOCK_HELD
@@ -124,8 +143,10 @@ def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True,
     finally:
         result.duration_s = time.monotonic() - started
         # The task's own series (step="<task>"), unless a step of the same name already wrote
-        # them (`invoke cleanup`): two files with the same series break node_exporter.
-        if result.status != "unreachable" and task not in {s.name for s in steps}:
+        # them (`invoke cleanup`): two files with the same series break node_exporter. A config
+        # error before any step (the lock path) records nothing: nothing ran.
+        config_error = result.exit_code == ExitCode.CONFIG_ERROR and not result.steps
+        if result.status != "unreachable" and not config_error and task not in {s.name for s in steps}:
             try:
                 whole = StepResult(task, result.status if result.status in (OK, DEGRADED) else FAILED,
                                    duration_s=result.duration_s, bytes_freed=result.bytes_freed)
@@ -147,7 +168,7 @@ def run_fleet(targets: list[Target], work: Callable[[Target], HostResult], *, pa
     stopped = False
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="host") as pool:
         while pending or running:
-            while pending and not stopped and len(running) < parallel:
+            while pending and not stopped and not interrupts.cancelled() and len(running) < parallel:
                 target = pending.pop(0)
                 running[pool.submit(work, target)] = target
             if not running:
@@ -163,6 +184,10 @@ def run_fleet(targets: list[Target], work: Callable[[Target], HostResult], *, pa
                 if pending:
                     output.error("", f"{failed} of {len(targets)} host(s) failed (>= {fail_percent}%): not starting {len(pending)} more")
         for target in pending:
-            results[target.name] = HostResult(host=target.name, status="not started", exit_code=ExitCode.STEP_FAILED,
-                                              error=f"not started: --fail-percent {fail_percent} reached")
+            if interrupts.cancelled():
+                results[target.name] = HostResult(host=target.name, status="not started", exit_code=ExitCode.INTERRUPTED,
+                                                  error=f"not started: {interrupts.describe()}")
+            else:
+                results[target.name] = HostResult(host=target.name, status="not started", exit_code=ExitCode.STEP_FAILED,
+                                                  error=f"not started: --fail-percent {fail_percent} reached")
     return [results[t.name] for t in targets]

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import output
+from . import interrupts, output
 from .config import Host, LoadedConfig
-from .errors import StepError, UnreachableError
+from .errors import Interrupted, StepError, UnreachableError
+from .seam_runners import LocalGroup, current, make_guarded_command, make_local_runner, make_remote_runner
+from .seam_runners import make_fast_runner as make_fast_runner  # re-exported: the runners live there
 
 
 @dataclass
@@ -181,15 +183,29 @@ class Target:
             kwargs.update(hide="err", out_stream=_LineStream(on_line, self.mask))
         # Always a finite stream: stdin is closed at its end, so no command can hang reading it.
         kwargs["in_stream"] = _ChunkedInput(feed or "")
+        # Its own process group, killed if ragops dies; registered so a signal can stop it.
+        guarded = make_guarded_command(full, announce=not self.host.is_local)
+        entry = interrupts.begin()
+        current.entry = entry
         try:
-            result = conn.run(full, **kwargs)
+            try:
+                result = conn.run(guarded, **kwargs)
+            finally:
+                current.entry = None
+                interrupts.end(entry)
+                if entry.doomed:
+                    entry.settle()
         except Exception as exc:  # noqa: BLE001
+            if entry.doomed:
+                raise Interrupted(f"{self.name}: {interrupts.describe()}") from None
             name = type(exc).__name__
             if name == "CommandTimedOut":
                 raise StepError(f"{self.name}: command timed out after {timeout}s: {shown[:200]}") from None
             if self.host.is_local:
                 raise
             raise UnreachableError(describe_ssh_error(self.host, exc)) from None
+        if entry.doomed:
+            raise Interrupted(f"{self.name}: {interrupts.describe()}")
         res = CmdResult(command=shown, stdout=self.mask(result.stdout), stderr=self.mask(result.stderr), exited=result.exited)
         if check and not res.ok:
             raise StepError(f"{self.name}: command failed (exit {res.exited}): {shown[:300]}\n{res.stderr.strip()[-800:]}")
@@ -213,41 +229,19 @@ class Target:
         return None if res.exited == 44 else res.stdout
 
 
-def make_fast_runner(base: type) -> type:
-    """An Invoke/Fabric runner that reads output in 64 KiB chunks and skips the watcher scan.
-
-    Invoke reads 1000 bytes at a time and, after every chunk, joins the whole output captured so far
-    to feed its (here unused) watchers: quadratic in the output size. A cleanup of 100k files prints
-    ~6 MB, which took ~10 s instead of ~1 s (bench/bench_cleanup.py).
-    """
-
-    class FastRunner(base):  # type: ignore[valid-type, misc]
-        read_chunk_size = 65536
-        input_sleep = 0.003  # Invoke polls for exit/stdin every 10 ms: most of a short command's cost
-
-        def respond(self, buffer_: list[str]) -> None:
-            if self.watchers:
-                super().respond(buffer_)
-
-    FastRunner.__name__ = f"Fast{base.__name__}"
-    return FastRunner
-
-
 def make_connection(host: Host, ssh_config_file: str | None = None) -> Any:
     """An Invoke Context for `local`, else a Fabric Connection with strict host keys by default."""
     if host.is_local:
-        from invoke import Config, Context, Local
+        from invoke import Config, Context
 
         return Context(config=Config(overrides={"run": {"hide": True, "warn": True, "in_stream": False},
-                                                "runners": {"local": make_fast_runner(Local)}}))
+                                                "runners": {"local": make_local_runner()}}))
     import paramiko
     from fabric import Config as FabricConfig
     from fabric import Connection
-    from fabric.runners import Remote
-
     entry = host.entry
     overrides: dict[str, Any] = {"run": {"hide": True, "warn": True, "in_stream": False}, "load_ssh_configs": True,
-                                 "runners": {"remote": make_fast_runner(Remote)}}
+                                 "runners": {"remote": make_remote_runner()}}
     cfg = FabricConfig(overrides=overrides, runtime_ssh_path=ssh_config_file) if ssh_config_file else FabricConfig(overrides=overrides)
     connect_kwargs: dict[str, Any] = {"allow_agent": False, "look_for_keys": entry.key_file is None}
     if entry.key_file:
@@ -305,14 +299,34 @@ def make_targets(loaded: LoadedConfig, hosts: list[Host], dry: bool) -> list[Tar
 
 def run_local(argv: list[str], *, input_text: str | None = None, env: dict[str, str] | None = None,
               timeout: float | None = None, cwd: str | None = None) -> CmdResult:
-    """Run a program on the controller (argv, no shell). Never pass secrets in argv."""
+    """Run a program on the controller (argv, no shell). Never pass secrets in argv.
+
+    Like every command, it runs in its own process group that dies with ragops and is stopped
+    (raising Interrupted) when the run is cancelled."""
+    command = shlex.join(argv)
+    entry = interrupts.begin()
     try:
-        proc = subprocess.run(argv, input=input_text, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
-    except FileNotFoundError:
-        return CmdResult(command=shlex.join(argv), stderr=f"{argv[0]}: not found", exited=127)
-    except subprocess.TimeoutExpired:
-        return CmdResult(command=shlex.join(argv), stderr=f"timed out after {timeout}s", exited=124)
-    return CmdResult(command=shlex.join(argv), stdout=proc.stdout, stderr=proc.stderr, exited=proc.returncode)
+        try:
+            proc = subprocess.Popen(["/bin/sh", "-c", make_guarded_command('"$@"'), "sh", *argv], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                                    start_new_session=True)
+        except FileNotFoundError:  # cwd missing
+            return CmdResult(command=command, stderr=f"{cwd}: not found", exited=127)
+        group = LocalGroup(proc.pid)
+        entry.attach(group)
+        try:
+            stdout, stderr = proc.communicate(input_text, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            group.signal(signal.SIGKILL)
+            proc.communicate()
+            return CmdResult(command=command, stderr=f"timed out after {timeout}s", exited=124)
+    finally:
+        interrupts.end(entry)
+        if entry.doomed:
+            entry.settle()
+    if entry.doomed:
+        raise Interrupted(f"controller: {interrupts.describe()}")
+    return CmdResult(command=command, stdout=stdout, stderr=stderr, exited=proc.returncode)
 
 
 def spawn_background(argv: list[str], *, log_path: str, env: dict[str, str] | None = None, cwd: str | None = None) -> int:

@@ -191,8 +191,9 @@ def test_an_empty_host_list_is_refused(fleet):
     for spec in ("", " ", None):
         with pytest.raises(ConfigError, match="no host given"):
             select_hosts(fleet, spec)
-    with pytest.raises(ConfigError, match="host list is empty"):
-        select_hosts(fleet, ",")
+    for spec in (",", "local,", ",local", "local,,h1"):
+        with pytest.raises(ConfigError, match="an empty name in the list"):
+            select_hosts(fleet, spec)
 
 
 def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> None:
@@ -210,3 +211,46 @@ def test_every_schema_field_has_a_description():
     assert len(seen) >= 10
     missing = [f"{m.__name__}.{name}" for m in seen for name, f in m.model_fields.items() if not (f.description or "").strip()]
     assert missing == []
+
+
+@pytest.mark.parametrize(("text", "line", "key"), [
+    ("defaults:\n  parallel_x: 1\nparallel: 2\nparallel: 3\n", 4, "parallel"),
+    ("hosts:\n  prod1: {address: a}\n  prod2: {}\n  prod1: {address: b}\n", 4, "prod1"),
+    ("defaults:\n  api: {url: 'http://a', url: 'http://b'}\n", 2, "url"),
+])
+def test_a_duplicate_yaml_key_is_refused_naming_file_line_and_key(tmp_path, text, line, key):
+    path = write(tmp_path, text)
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: line {line}, ") and f"duplicate key {key!r} (first at line" in problem
+
+
+def test_yaml_merge_keys_are_not_duplicates():
+    from ragops.config import read_yaml
+
+    assert read_yaml("inline", "a: &b {k: 1}\nc:\n  <<: *b\n  k: 2\n") == {"a": {"k": 1}, "c": {"k": 2}}
+
+
+def test_a_config_with_a_non_utf8_byte_names_file_line_and_column(tmp_path):
+    path = tmp_path / "ragops.yaml"
+    path.write_bytes(b"parallel: 2\nhosts:\n  caf\xe9: {}\n")
+    assert problems_of(path) == [f"{path}: line 3, column 6: not valid UTF-8 (byte 0xe9); save the file as UTF-8"]
+
+
+def test_hosts_with_the_same_overrides_share_one_settings_object(tmp_path):
+    path = write(tmp_path, "defaults:\n  lock_ttl_s: 60\nhosts:\n  a: {address: 10.0.0.1, groups: [g]}\n"
+                           "  b: {address: 10.0.0.2, lock_ttl_s: 99}\n  c: {address: 10.0.0.3, lock_ttl_s: 99}\n  d: {}\n")
+    hosts = load_config(str(path), environ={}).hosts
+    assert hosts["a"].settings is hosts["d"].settings is hosts["local"].settings
+    assert hosts["b"].settings is hosts["c"].settings and hosts["b"].settings.lock_ttl_s == 99
+    assert hosts["a"].settings.lock_ttl_s == 60 and hosts["a"].entry.address == "10.0.0.1"
+    assert [h.name for h in select_hosts(load_config(str(path), environ={}), "@g,a,b")] == ["a", "b"]
+
+
+def test_a_group_of_many_hosts_is_selected_in_linear_time(tmp_path):
+    import time
+
+    lines = ["hosts:"] + [f"  n{i}: {{groups: [big]}}" for i in range(20000)]
+    loaded = load_config(str(write(tmp_path, "\n".join(lines) + "\n")), environ={})
+    t0 = time.monotonic()
+    assert len(select_hosts(loaded, "@big,@big,n1")) == 20000
+    assert time.monotonic() - t0 < 2.0  # the old `m not in chosen` list scan took minutes here

@@ -98,3 +98,27 @@ def test_a_dry_run_takes_no_lock(tmp_path):
     target = make_target(tmp_path, {"lock_path": str(tmp_path / "run" / "ragops.lock")}, dry=True)
     with HostLock(target, "maintain"):
         assert not os.path.exists(target.settings.lock_path)
+
+
+@pytest.mark.parametrize("content", ["garbage\n", "", "[1, 2]\n", '{"pid": 1, "orig'])
+def test_an_unparsable_lock_is_stale_under_the_free_guard_and_taken_over_saying_so(lock_target, capsys, content):
+    path = lock_target.settings.lock_path
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as fh:
+        fh.write(content)  # fresh mtime: before, it blocked as "held by pid ? on ?" until lock_ttl_s
+    with HostLock(lock_target, "maintain") as lock:
+        assert json.loads(open(path).read())["run_id"] == lock.info["run_id"]
+    assert f"took over stale lock {path} (its content is not a ragops lock" in capsys.readouterr().err
+    assert not os.path.exists(path)
+
+
+def test_a_lock_directory_is_created_one_level_deep_but_never_a_chain_of_parents(tmp_path):
+    from ragops.errors import ConfigError
+
+    one = make_target(tmp_path, {"lock_path": str(tmp_path / "run" / "ragops.lock")})
+    with HostLock(one, "maintain"):
+        assert (tmp_path / "run" / "ragops.lock").is_file()
+    deep = make_target(tmp_path, {"lock_path": str(tmp_path / "nonexistent" / "dir" / "ragops.lock")})
+    with pytest.raises(ConfigError, match="lock_path: .*its directory .* does not exist"):
+        HostLock(deep, "maintain").acquire()
+    assert not (tmp_path / "nonexistent").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fleet_helpers import make_target
 
+from ragops import interrupts
 from ragops.errors import ExitCode, StepError
 from ragops.report import DEGRADED, FAILED, OK, HostResult, StepResult
 from ragops.runner import Step, run_fleet, run_host
@@ -151,3 +154,47 @@ def test_the_fleet_stops_starting_hosts_past_fail_percent(tmp_path):
     assert results[2].error == "not started: --fail-percent 50 reached"
     everyone = run_fleet(targets, host_work(0.01, {"h0", "h1"}), parallel=1, fail_percent=100)
     assert [r.status for r in everyone] == [FAILED, FAILED, OK, OK]
+
+
+# ------------------------------------------------------------------ signals (real SIGTERM at this process)
+
+
+def signalling_step(name, sig=signal.SIGTERM):
+    """A step whose command makes ragops (this process) receive ``sig`` while the command runs."""
+    return Step(name, lambda target: StepResult(name, OK, message=target.run(f"kill -{sig.name[3:]} {os.getpid()}; sleep 30").stdout))
+
+
+def test_a_signal_during_a_step_stops_the_host_as_interrupted_with_failed_metrics_and_the_fail_ping(tmp_path, ping_server):
+    url, seen = ping_server
+    calls: list[str] = []
+    target = make_target(tmp_path, settings(tmp_path, pings={"url": url}))
+    t0 = time.monotonic()
+    with interrupts.handling():
+        result = run_host(target, "maintain", [signalling_step("cleanup"), ok_step("health", calls)])
+    assert time.monotonic() - t0 < 10 and calls == []  # no further step started
+    assert result.status == "interrupted" and result.exit_code == ExitCode.INTERRUPTED == 130
+    assert result.error == "interrupted by SIGTERM; not run: health"
+    assert result.steps[0].status == FAILED and result.steps[0].message == "local: interrupted by SIGTERM"
+    step = (tmp_path / "metrics" / "ragops_cleanup.prom").read_text()
+    whole = (tmp_path / "metrics" / "ragops_task_maintain.prom").read_text()
+    assert 'ragops_step_success{host="local",step="cleanup"} 0' in step
+    assert 'ragops_step_status{host="local",step="maintain"} 2' in whole
+    assert seen == ["/ping/abc/start", "/ping/abc/fail"]
+    assert not (tmp_path / "run" / "lock").exists()  # released after the signal
+
+
+def test_after_a_signal_the_fleet_starts_no_new_host(tmp_path):
+    local, started = make_target(tmp_path, settings(tmp_path)), []
+
+    def work(target):
+        started.append(target.name)
+        result = run_host(local, "maintain", [signalling_step("cleanup", signal.SIGINT)])
+        result.host = target.name
+        return result
+
+    with interrupts.handling():
+        results = run_fleet(fleet_targets(tmp_path, 3), work, parallel=1, fail_percent=100)
+    assert started == ["h0"]
+    assert [r.status for r in results] == ["interrupted", "not started", "not started"]
+    assert [r.exit_code for r in results] == [ExitCode.INTERRUPTED] * 3
+    assert results[1].error == "not started: interrupted by SIGINT"

@@ -36,7 +36,7 @@ from typing import Any
 from .. import __version__ as tool_version
 from ..errors import StepError
 from ..seam import Target, quote
-from .sources import parse_json_line
+from .sources import OWNER_NAME, parse_json_line
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "ragops-manifest.json"
@@ -48,7 +48,7 @@ HASH_SCRIPT = (
     "for d,_,fs in os.walk(root):\n"
     " for f in fs:\n"
     "  p=os.path.join(d,f)\n"
-    "  if p==os.path.join(root,sys.argv[2]) or os.path.islink(p): continue\n"
+    "  if (d==root and f in sys.argv[2:]) or os.path.islink(p): continue\n"
     "  h=hashlib.sha256()\n"
     "  with open(p,'rb') as fh:\n"
     "   for b in iter(lambda: fh.read(1<<20), b''): h.update(b)\n"
@@ -58,7 +58,8 @@ HASH_SCRIPT = (
 
 
 def make_hash_command(run_dir: str, python: str = "python3") -> str:
-    return f"{python} -c {quote(HASH_SCRIPT)} {quote(run_dir)} {MANIFEST_NAME}"
+    """Hash every file below run_dir except the manifest and the run's owner marker (not in the snapshot)."""
+    return f"{python} -c {quote(HASH_SCRIPT)} {quote(run_dir)} {MANIFEST_NAME} {OWNER_NAME}"
 
 
 def run_hash_files(target: Target, run_dir: str) -> dict[str, dict[str, Any]]:

@@ -15,15 +15,18 @@ import re
 import time
 from typing import Any
 
-from .. import output
+from .. import interrupts, output
 from ..errors import RagopsError, StepError
 from ..report import SKIPPED, StepResult, format_bytes
 from ..seam import Target, quote
-from . import restic
+from ..space import run_size_of, run_space_preflight
+from ..steps.secrets import read_redis_password
+from . import leftovers, restic
+from .last_backup import run_record_backup  # restore-test compares its snapshot with this record
 from .manifest import make_manifest, run_hash_files, run_write_manifest
 from .policy import Policy, load_host_policy
 from .retention import make_forget_skip_reason
-from .sources import Staged, run_staging
+from .sources import OWNER_NAME, Staged, run_staging
 from .sources import chroma as chroma_source
 from .sources import paths as paths_source
 from .sources import redis as redis_source
@@ -71,6 +74,38 @@ def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
     return staged
 
 
+def run_staged_paths(target: Target, policy: Policy) -> dict[str, str]:
+    """source name -> the path on the host whose copy the run stages: the Chroma dir, and the Redis
+    dump (its last dump on disk: a BGSAVE now may be larger by what was written since) or AOF dir.
+    ``paths`` are backed up in place and need no staging space."""
+    out: dict[str, str] = {}
+    src = policy.sources
+    chroma_dir = src.chroma.data_dir or target.settings.chroma.data_dir
+    if src.chroma.enabled and chroma_dir:
+        out["chroma"] = chroma_dir
+    r = target.settings.redis
+    if src.redis.enabled and r.enabled:
+        info = redis_source.run_remote_probe(target, "info", read_redis_password(r))
+        data_dir = src.redis.data_dir or info.get("dir")
+        if data_dir:
+            if info.get("appendonly") and not src.redis.aof_fallback:
+                out["redis"] = f"{data_dir}/{info.get('appenddirname') or 'appendonlydir'}"
+            else:
+                out["redis"] = f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}"
+    return out
+
+
+def run_staging_preflight(target: Target, policy: Policy, staging_dir: str) -> dict[str, Any]:
+    """Measure what the run stages (:func:`ragops.space.run_size_of`: conservative for sparse files and
+    reflinks) and refuse (SpaceError) before staging if it would cross the floor. Returns the figures."""
+    paths = run_staged_paths(target, policy)
+    sizes = {name: run_size_of(target, [path]) for name, path in paths.items()}
+    need = sum(sizes.values())
+    what = "backup staging (" + (", ".join(f"{n} {paths[n]}" for n in sizes) or "nothing to stage") + ")"
+    run_space_preflight(target, staging_dir, need, what=what)
+    return {"need_bytes": need, "sources": sizes}
+
+
 def make_details(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Short per-source summary for the report (the full record is in the snapshot's manifest)."""
     out = []
@@ -94,12 +129,18 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
     previous_future = lookup.submit(restic.snapshots, target, repo, tags=make_tags(policy), host=target.name) \
         if not target.dry else None
     lookup.shutdown(wait=False)
-    with run_staging(target, target.settings.backup.staging_dir) as run_dir:
+    staging = target.settings.backup.staging_dir
+    # Leftovers of dead runs go first (their space counts), then the free-space floor, then staging.
+    holder = leftovers.read_lock_holder(target)
+    result.details["leftovers"] = leftovers.run_remove_leftovers(target, staging, holder)
+    result.details["space"] = run_staging_preflight(target, policy, staging)
+    owner = leftovers.make_owner(target, str(holder.get("run_id")) if holder and leftovers.holds_lock(holder) else None)
+    with run_staging(target, staging, owner=owner) as run_dir:
         staged = run_sources(target, policy, run_dir)
         for item in staged:
             result.metrics.append(("ragops_backup_source_duration_seconds", {"source": item.name}, round(item.duration_s, 3)))
         extra = [p for s in staged for p in s.backup_paths]
-        excludes = [e for s in staged for e in s.excludes]
+        excludes = [e for s in staged for e in s.excludes] + [f"{run_dir}/{OWNER_NAME}"]
         files = run_hash_files(target, run_dir)
         version = restic.detect_version(target, repo)
         doc = make_manifest(host=target.name, policy_name=policy_name, policy=policy, run_dir=run_dir,
@@ -117,6 +158,7 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
         # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
         previous = previous_future.result() if previous_future is not None else []
         parent = previous[-1].id if previous else None
+        interrupts.check(target.name)  # a signal between staging and restic: stop before the snapshot
         summary = restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
                                 parent=parent)
         if previous_future is None or summary.snapshot_id is None:
@@ -165,6 +207,7 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
         summary, listed = run_snapshot(target, policy, name, repo, result)
         snapshot_id = summary.snapshot_id or ""
         env["RAGOPS_SNAPSHOT_ID"] = snapshot_id
+        interrupts.check(target.name)
         if not target.dry and policy.secondary is not None:
             second = restic.make_repo(target, policy.secondary, role="secondary")
             restic.copy(target, repo, second, [snapshot_id])  # reads the new snapshot from the primary
@@ -204,6 +247,10 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
     result.message = (f"{verb} {summary.total_files_processed} file(s), {format_bytes(summary.total_bytes_processed)}, "
                       f"added {format_bytes(summary.data_added)} in {time.monotonic() - started:.1f}s; "
                       f"forgot {len(gone.remove)}")
+    cleared = leftovers.make_summary(result.details.get("leftovers") or {}, target.dry)
+    if cleared:
+        result.message += f"; {cleared}"
+    run_record_backup(target, policy.repository.url, make_tags(policy), name, summary.snapshot_id)
     return result
 
 

@@ -2,7 +2,9 @@
 Chroma back on the restored data (printed, not run: switching production data is the operator's call).
 
 Refuses: a non-empty target (unless --force), a target that is, holds or sits inside a live data
-path, and a snapshot whose collections differ from the live ones in dimension, metric or embedding
+path, a snapshot holding anything but regular files and directories (``restic ls``, before writing),
+a restored tree with hard links or links (lstat walk, after), a manifest with paths outside its
+staging dir or wrong types, and a snapshot whose collections differ from the live ones in dimension, metric or embedding
 model (the running application could not use them).
 """
 
@@ -20,9 +22,9 @@ from ..errors import SafetyError, StepError, VerifyError
 from ..report import OK, StepResult
 from ..runner import Step
 from ..seam import Target, quote
-from . import plan, verify
+from . import guard, plan, verify
 from .compare import compare_compat
-from .run import load_policy, resolve_snapshot
+from .snapshot import check_document, find_staging, load_policy, resolve_snapshot
 
 
 @dataclass
@@ -79,7 +81,7 @@ def make_bringup_steps(doc: dict[str, Any], target_dir: str, settings: Any) -> l
 
 
 def run_read_manifest(target: Target, repo: restic.Repo, snap: restic.Snapshot) -> dict[str, Any]:
-    staging = plan.find_staging_path(snap.paths)
+    staging = find_staging(snap)
     if staging is None:
         raise VerifyError(f"snapshot {snap.short_id} holds no ragops staging dir (paths {snap.paths[:3]}): not a ragops backup")
     res = run_restic(target, repo, ["dump", snap.id, f"{staging}/{plan.MANIFEST_NAME}"], json=False, what="dump manifest")
@@ -87,7 +89,16 @@ def run_read_manifest(target: Target, repo: restic.Repo, snap: restic.Snapshot) 
         doc: dict[str, Any] = json.loads(res.stdout)
     except ValueError:
         raise VerifyError(f"snapshot {snap.short_id}: {plan.MANIFEST_NAME} is not valid JSON") from None
+    problems = check_document(doc, staging)
+    if problems:
+        raise VerifyError(f"snapshot {snap.short_id}: refusing its manifest: " + "; ".join(problems[:5]))
     return doc
+
+
+def run_tree_guard(target: Target, root: str, what: str) -> None:
+    tree = guard.run_tree_check(target, root)
+    if not tree.ok:
+        raise VerifyError(f"{target.name}: {what} {root}: {tree.evidence}")
 
 
 def run_restore(target: Target, options: RestoreOptions) -> StepResult:
@@ -106,10 +117,18 @@ def run_restore(target: Target, options: RestoreOptions) -> StepResult:
     if listing.ok and listing.stdout.strip() and not options.force:
         raise SafetyError(f"{target.name}: --target {dest} is not empty ({', '.join(listing.stdout.split())}...): "
                           "choose an empty dir or pass --force")
+    unsafe = guard.run_listing_check(target, repo, snap)
+    if unsafe:
+        raise VerifyError(f"{target.name}: refusing to restore snapshot {snap.short_id}: it holds {len(unsafe)} entr(ies) "
+                          "that are not regular files or directories (nothing was written): " + "; ".join(unsafe[:5]))
+    if listing.ok and listing.stdout.strip():  # --force: restic must not write through a link already there
+        run_tree_guard(target, dest, "refusing to restore into --target")
     res = target.run(f"mkdir -p -m 0700 {quote(dest)}", write=True)
     if not res.ok and not res.dry:
         raise StepError(f"{target.name}: cannot create {dest}: {res.stderr.strip()[-200:]}")
     restic.restore(target, repo, snap.id, dest)
+    if not target.dry:
+        run_tree_guard(target, dest, f"snapshot {snap.short_id} restored, but do NOT serve from")
     steps = make_bringup_steps(doc, dest, target.settings)
     verb = "would restore" if target.dry else "restored"
     output.info(target.name, f"{verb} snapshot {snap.short_id} ({snap.time[:19]}) into {dest}; to serve from it:")

@@ -2,7 +2,7 @@
 
 A restore test works only in ``<scratch base>/restore-test-<utc>-<rand>/`` on the host:
 ``restore/`` (restic restores absolute paths below it), ``redis/`` (the throwaway redis-server's own
-dir: a hard link or copy of the restored dump, its pid, log) and nothing else. The scratch dir may
+dir: a copy of the restored dump, its pid, log) and nothing else. The scratch dir may
 neither be nor contain nor sit inside any live data path: that is asserted before anything runs,
 and the removal command refuses anything that is not such a dir.
 """
@@ -48,9 +48,10 @@ class Layout:
 
     def restored(self, path: str) -> str:
         """Where restic put an absolute snapshot path below the restore dir."""
-        if not os.path.isabs(path):
-            raise SafetyError(f"snapshot path {path!r} is not absolute")
-        return self.restore_dir + os.path.normpath(path)
+        if not isinstance(path, str) or not path.startswith("/") or os.path.normpath(path) != path \
+                or ".." in path.split("/") or "\0" in path:
+            raise SafetyError(f"snapshot path {str(path)[:120]!r} is not a normalized absolute path: refused")
+        return self.restore_dir + path
 
 
 def make_scratch_base(staging_dir: str, override: str | None = None) -> str:

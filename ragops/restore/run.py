@@ -8,7 +8,7 @@ are removed in ``finally`` (unless ``--keep``); live data paths are never writte
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,17 +18,21 @@ from typing import Any
 from .. import output
 from ..backup import restic
 from ..backup.errors import ResticError
-from ..backup.manifest import validate_manifest
-from ..backup.policy import Policy, load_host_policy
+from ..backup.last_backup import read_last_backup
+from ..backup.policy import Policy
 from ..backup.step import make_tags
 from ..config import Host
-from ..errors import ConfigError, RagopsError, VerifyError
-from ..report import FAILED, OK, StepResult, format_bytes
+from ..errors import ExitCode, RagopsError, VerifyError
+from ..report import DEGRADED, FAILED, OK, StepResult, format_bytes
 from ..runner import Step
 from ..seam import Target, quote
-from . import plan, record, verify
+from . import freshness, guard, plan, record, setup, verify
 from .compare import Check, summarize
 from .prewarm import ChromaPrewarm
+from .snapshot import load_policy, lookup_snapshot, read_manifest, resolve_snapshot
+
+__all__ = ["Options", "load_policy", "resolve_snapshot", "make_restore_test_step", "run_restore_test"]
+Found = tuple[restic.Snapshot, list[restic.Snapshot]]
 
 STEP = "restore-verify"
 _LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
@@ -43,46 +47,6 @@ class Options:
     min_overlap: float = 1.0  # probe top-k overlap; exact by default (same index)
     selfcheck: int = 50  # stored vectors per collection in the self-retrieval probe (0: off)
     read_data_subset: str | None = field(default="policy")  # "policy": the policy's check.read_data_subset
-
-
-def load_policy(source: Host, name: str | None) -> Policy:
-    policy = load_host_policy(source, name)
-    if policy is None:
-        raise ConfigError(f"{source.name}: no backup policy configured (set backup.policy or pass --policy)")
-    return policy
-
-
-def resolve_snapshot(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str) -> restic.Snapshot:
-    """`latest` of the source host (policy tags), or the one snapshot whose id starts with ``wanted``."""
-    if wanted == "latest":
-        snaps = restic.snapshots(target, repo, tags=make_tags(policy), host=source)
-        if not snaps:
-            raise VerifyError(f"{source}: no snapshot of this host in {repo.describe()}: run `invoke backup --host {source}` first")
-        return snaps[-1]
-    snaps = [s for s in restic.snapshots(target, repo) if s.matches(wanted)]
-    if len(snaps) != 1:
-        what = "no snapshot" if not snaps else f"{len(snaps)} snapshots ({', '.join(s.short_id for s in snaps[:5])})"
-        raise VerifyError(f"{source}: {what} with id {wanted!r} in {repo.describe()}; "
-                          f"`invoke backup.snapshots --host {source}` lists them")
-    return snaps[0]
-
-
-def read_manifest(target: Target, layout: plan.Layout, snap: restic.Snapshot) -> tuple[dict[str, Any] | None, Check]:
-    staging = plan.find_staging_path(snap.paths)
-    if staging is None:
-        return None, Check("manifest", False, f"snapshot {snap.short_id} has no ragops staging dir among {snap.paths[:3]}")
-    path = f"{layout.restored(staging)}/{plan.MANIFEST_NAME}"
-    text = target.read_text(path)
-    try:
-        doc = json.loads(text) if text else None
-    except ValueError:
-        doc = None
-    problems = validate_manifest(doc) if doc is not None else [f"{path}: missing or not JSON"]
-    if problems:
-        return None, Check("manifest", False, "; ".join(problems[:5]))
-    assert doc is not None
-    return doc, Check("manifest", True, f"{path}: written {doc['created']} by ragops {doc['tool_version']}, "
-                      f"{len(doc['files'])} staged file(s), sources {[r.get('kind') for r in doc['sources']]}")
 
 
 def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], manifest_path: str, policy: Policy,
@@ -129,7 +93,7 @@ def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Chec
 
 
 def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str, layout: plan.Layout,
-                snap_future: Future[restic.Snapshot]) -> tuple[restic.Snapshot, Check]:
+                snap_future: Future[Found]) -> tuple[restic.Snapshot, Check]:
     """restic restore (of `latest` for the source host and policy tags, or of the wanted id) while
     the snapshot is looked up in parallel: each restic call pays the key derivation, so they overlap.
     The lookup's errors (no such snapshot) win; restic must have restored the snapshot listed."""
@@ -138,7 +102,7 @@ def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, 
         failed = None
     except ResticError as exc:
         out, failed = "", exc
-    snap = snap_future.result()
+    snap = snap_future.result()[0]
     if failed is not None:
         return snap, Check("restore", False, str(failed)[-600:])
     restored = restic.parse_restored_snapshot(out)
@@ -151,19 +115,27 @@ def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, 
 
 
 def run_phases(target: Target, source: Host, live_target: Target, policy: Policy, repo: restic.Repo,
-               snap_future: Future[restic.Snapshot], layout: plan.Layout, options: Options, phases: dict[str, float],
-               timings: dict[str, float]) -> tuple[restic.Snapshot | None, list[Check]]:
-    """Create the scratch dir, restore, start, verify; always clean up. Returns the snapshot tested
-    (the lookup's error propagates) and the checks."""
+               snap_future: Future[Found], need_future: Future[int], layout: plan.Layout, options: Options,
+               phases: dict[str, float], timings: dict[str, float]) -> tuple[restic.Snapshot | None, list[Check]]:
+    """Remove dead runs' leftovers, create the scratch dir, check its free space, restore, check the
+    restored tree (nothing opens it before), start, verify; always clean up. Returns the snapshot
+    tested (the lookup's error propagates) and the checks."""
     checks: list[Check] = []
     snap: restic.Snapshot | None = None
     subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
     port = None
     created = False
     prewarm: ChromaPrewarm | None = None
+    setup.run_remove_leftovers(target, os.path.dirname(layout.root), layout.root)
     try:
         target.run(plan.make_create_command(layout), check=True)
         created = True
+        try:
+            need = need_future.result()
+        except RagopsError:
+            snap_future.result()  # no such snapshot: the lookup's error says so best
+            raise
+        setup.run_space_check(target, layout.root, need)
         if policy.sources.chroma.enabled:  # ChromaDB's import overlaps the restore
             prewarm = ChromaPrewarm(target, target.settings.backup.chroma_python, layout)
         t0 = time.monotonic()
@@ -171,8 +143,11 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         checks += [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}"), restored]
         doc = None
         if restored.ok:
-            doc, manifest_check = read_manifest(target, layout, snap)
-            checks.append(manifest_check)
+            tree = guard.run_tree_check(target, layout.restore_dir)
+            checks.append(tree)
+            if tree.ok:
+                doc, manifest_check = read_manifest(target, layout, snap)
+                checks.append(manifest_check)
         phases["restore"] = time.monotonic() - t0
         if doc is not None:
             plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy, doc))
@@ -232,14 +207,20 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     repo = restic.make_repo(target, policy.repository)
     layout = plan.make_layout(plan.make_scratch_base(target.settings.backup.staging_dir, options.scratch_dir))
     plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy))
-    lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"snapshot-{target.name}")
-    snap_future = lookup.submit(resolve_snapshot, target, repo, policy, source.name, options.snapshot)
+    setup.run_tool_preflight(target, source, policy)
+    recorded = read_last_backup(live_target, policy.repository.url, make_tags(policy))
+    lookup = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"snapshot-{target.name}")
+    snap_future = lookup.submit(lookup_snapshot, target, repo, policy, source.name, options.snapshot)
+    need_future = lookup.submit(setup.run_need_bytes, target, repo, source.name, make_tags(policy), options.snapshot)
     lookup.shutdown(wait=False)
     phases: dict[str, float] = {}
     timings: dict[str, float] = {}
-    found, checks = run_phases(target, source, live_target, policy, repo, snap_future, layout, options, phases, timings)
+    found, checks = run_phases(target, source, live_target, policy, repo, snap_future, need_future, layout, options,
+                               phases, timings)
     assert found is not None  # run_phases raises the lookup's error otherwise
     snap = found
+    checks.insert(1, freshness.check_recorded(recorded, snap_future.result()[1], snap, repo.describe()))
+    stale = freshness.find_stale(snap, policy.schedule) if options.snapshot == "latest" else None
     rto = sum(phases.values())
     budget = policy.restore_test.rto_budget_s
     if budget:
@@ -247,6 +228,8 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     ok, message = summarize(checks)
     for c in checks:
         (output.info if c.ok else output.error)(target.name, f"{'PASS' if c.ok else 'FAIL'} {c.check}: {c.evidence}")
+    if stale:
+        output.warn(target.name, f"DEGRADED: {stale}")
     verified = float(sum(c.figures.get("verified_bytes", 0) for c in checks))
     failed = [c.check for c in checks if not c.ok]
     try:
@@ -255,14 +238,15 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
             phases=phases, failed_checks=failed))
     except RagopsError as exc:
         output.warn(target.name, f"verified-state not recorded on {source.name}: {exc}")
-    result = StepResult(STEP, OK if ok else FAILED, message=f"snapshot {snap.short_id}: {message}; RTO {rto:.1f}s ("
-                        + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")")
+    result = StepResult(STEP, (DEGRADED if stale else OK) if ok else FAILED,
+                        message=f"snapshot {snap.short_id}: {message}; RTO {rto:.1f}s ("
+                        + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()) + ")" + (f"; {stale}" if stale else ""))
     result.details = {"snapshot": snap.id, "snapshot_time": snap.time, "source": source.name, "verified_on": target.name,
                       "repository": repo.url, "ok": ok, "rto_s": round(rto, 3),
                       "phases": {k: round(v, 3) for k, v in phases.items()}, "verify_timings": timings,
                       "verified_bytes": verified,
                       "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
-                      "verify_failed": not ok}
+                      "verify_failed": not ok, "stale": stale}
     result.metrics = make_metrics(ok, rto, phases, verified, budget, read_previous_success(target), source.name)
     return result
 
@@ -271,14 +255,16 @@ def make_restore_test_step(source: Host, options: Options) -> Step:
     def run(target: Target) -> StepResult:
         try:
             return run_restore_test(target, source, options)
-        except RagopsError as exc:  # no policy, no snapshot, unsafe scratch dir: failed, metrics kept
+        except RagopsError as exc:  # no policy, no snapshot, unsafe scratch dir, missing tool: failed, metrics kept
             verify_failed = isinstance(exc, VerifyError)
+            setup_error = exc.exit_code == ExitCode.CONFIG_ERROR
             previous = read_previous_success(target)
             metrics = [("ragops_restore_test_success", {"source": source.name}, 0.0)]
             if previous is not None:
                 metrics.append(("ragops_restore_test_last_success_timestamp_seconds", {"source": source.name}, previous))
             checks = [Check("snapshot" if verify_failed else "setup", False, str(exc)).to_dict()]
             return StepResult(STEP, FAILED, message=str(exc), metrics=metrics,
-                              details={"verify_failed": verify_failed, "source": source.name, "checks": checks})
+                              details={"verify_failed": verify_failed, "setup_error": setup_error, "source": source.name,
+                                       "checks": checks})
 
     return Step(STEP, run)

@@ -1,8 +1,9 @@
 """The restore-test checks, executed on the host through the seam. Each returns Checks with evidence.
 
 - files: sha256 of every restored staged file against the manifest (part B's hash script);
-- redis: a throwaway ``redis-server`` on a free loopback port, in the scratch dir, loading a hard
-  link (or copy) of the restored dump and saving nothing; ``redis-check-rdb``; per-db counts and the
+- redis: a throwaway ``redis-server`` (``backup.redis_server``) on a free loopback port, in the scratch
+  dir, loading a copy of the restored dump and saving nothing (its start and death are watched by
+  ``ragops/remote/restore_guard.py wait-redis``); ``redis-check-rdb``; per-db counts and the
   sample digest via ``ragops/remote/redis_probe.py``; stopped by :func:`run_redis_stop` (always);
 - chroma: ``ragops/remote/chroma_inspect.py verify`` in a separate process (integrity, collections,
   counts, ids digests, dimension, metric, probe top-k), the embedding model compared here, and the
@@ -31,6 +32,7 @@ from .compare import (
     convert_chroma_checks,
 )
 from .plan import Layout, make_free_port_command, make_redis_start_command, make_redis_stop_command
+from .setup import make_missing_tool_error
 
 
 def run_json(target: Target, command: str, stdin: str, what: str, timeout: float | None = None) -> dict[str, Any]:
@@ -52,31 +54,34 @@ def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any]) ->
     return compare_files(manifest.get("files", {}), hashes, layout.restore_dir)
 
 
-def run_redis_start(target: Target, layout: Layout, record: dict[str, Any], *, server: str = "redis-server",
+def run_redis_start(target: Target, layout: Layout, record: dict[str, Any], *, server: str | None = None,
                     timeout: float = 600) -> tuple[int | None, Check]:
-    """Start the throwaway server on the restored dump; (port, 'redis: dump loads' check)."""
+    """Start the throwaway server on a COPY of the restored dump in its own dir; (port, 'redis: dump
+    loads' check). A server that did not start or died (a dump that crashes it) is seen at once; a
+    missing redis-server is a setup error naming ``backup.redis_server``."""
+    server = server or target.settings.backup.redis_server
     src = layout.restored(record["path"])
     d = layout.redis_dir
     aof_dir = record.get("aof_dir") if record.get("method") == "aof" else None
-    if aof_dir:  # the server appends to what it loads: give it a copy, keep the restored files intact
-        prep = f"cp -a -- {quote(src)} {quote(d + '/' + aof_dir)}"
-    else:
-        prep = f"ln -f -- {quote(src)} {quote(d + '/dump.rdb')} 2>/dev/null || cp -- {quote(src)} {quote(d + '/dump.rdb')}"
-    res = target.run(prep)
+    dest = f"{d}/{aof_dir}" if aof_dir else f"{d}/dump.rdb"
+    res = target.run(f"cp -a --reflink=auto -- {quote(src)} {quote(dest)}")
     if not res.ok:
         return None, Check("redis: dump loads", False, f"restored dump {src} missing: {res.stderr.strip()[-200:]}")
     port = 0
     for _ in range(3):  # a port can be taken between picking and binding: pick again
         port = int(target.run(make_free_port_command(target.python), check=True).stdout.strip())
         started = target.run(make_redis_start_command(server, d, port, aof_dir=aof_dir))
+        if started.exited in (126, 127):
+            raise make_missing_tool_error(target, server, "backup.redis_server (ragops.yaml)", "loads the restored dump")
         if started.ok:
             break
-    waited = run_json(target, f"{target.python} - wait --host 127.0.0.1 --port {port} --wait {int(timeout)}",
-                      script("redis_probe"), "redis load", timeout=timeout + 30)
-    if not started.ok or not waited.get("ok"):
-        log = target.run(f"tail -n 5 {quote(d + '/redis.log')} 2>/dev/null").stdout.strip()
-        return None, Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: "
-                           f"{log or started.stderr.strip() or waited.get('error')}"[:500])
+    if not started.ok:
+        return None, Check("redis: dump loads", False, f"throwaway redis-server did not start (exit {started.exited}): "
+                           f"{(started.stderr or started.stdout).strip()[-300:]}")
+    waited = run_json(target, f"{target.python} - wait-redis {quote(d)} {port} {int(timeout)}",
+                      script("restore_guard"), "redis load", timeout=timeout + 30)
+    if not waited.get("ok"):
+        return None, Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: {waited.get('error')}"[:700])
     return port, Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server on 127.0.0.1:{port}")
 
 
@@ -86,6 +91,8 @@ def run_redis_checks(target: Target, layout: Layout, record: dict[str, Any], por
     if record.get("method") != "aof":
         src = layout.restored(record["path"])
         res = target.run(f"{quote(check_rdb)} {quote(src)}")
+        if res.exited in (126, 127):
+            raise make_missing_tool_error(target, check_rdb, "sources.redis.check_rdb (backup policy)", "validates the restored dump")
         tail = (res.stdout + res.stderr).strip().splitlines()
         checks.append(Check("redis: redis-check-rdb", res.ok, (tail[-1] if tail else f"exit {res.exited}")[:300]))
     if port is None:

@@ -11,7 +11,8 @@ from ..config import Host
 from ..report import OK, SKIPPED, StepResult
 from ..runner import Step
 from ..seam import Target
-from .common import execute, helps
+from .common import SHARED, execute, helps, parse_text_flag, usage_errors
+from .policies import require_policy
 
 POLICY_HELP = "Backup policy name (a file in backup.policies_dir); default: the host's backup.policy."
 
@@ -20,8 +21,9 @@ def _flags(*names: str) -> dict[str, str]:
     return {**helps(*names), "policy": POLICY_HELP}
 
 
-def _plan(name: str, fn: Callable[[Target], StepResult]) -> Callable[[Host], list[Step]]:
+def _plan(name: str, fn: Callable[[Target], StepResult], policy: str | None) -> Callable[[Host], list[Step]]:
     def plan(host: Host) -> list[Step]:
+        require_policy(host, policy, optional=True)  # a wrong --policy or policy file: exit 2 before any host runs
         return [Step(name, fn)]
 
     return plan
@@ -39,17 +41,35 @@ def _skipped(step: str) -> StepResult:
     return StepResult(step, SKIPPED, message="no backup policy configured (set backup.policy or pass --policy)")
 
 
-@task(default=True, help=_flags("host", "config", "dry", "json", "parallel"))
-def backup(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None):
+def parse_subset(value: str | None) -> str | None:
+    """--read-data-subset like the policy's check.read_data_subset (5%, 1/5, 500M); 'none' skips."""
+    from pydantic import ValidationError
+
+    from ..backup.policy import CheckSettings
+    from ..errors import ConfigError
+
+    text = parse_text_flag("read_data_subset", value)
+    if text is None or text in ("none", "off"):
+        return text
+    try:
+        CheckSettings(read_data_subset=text)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--read-data-subset: {reason}") from None
+    return text
+
+
+@task(default=True, help=_flags(*SHARED))
+def backup(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Snapshot Redis, Chroma and the configured paths into restic now, then apply retention."""
     from ..backup.step import run_backup
 
-    execute(c, "backup", _plan("backup", lambda t: run_backup(t, policy)), host=host, config=config, dry=dry,
-            json_out=json_, parallel=int(parallel) if parallel else None)
+    execute(c, "backup", _plan("backup", lambda t: run_backup(t, policy), policy), host=host, config=config, dry=dry,
+            json_out=json_, parallel=parallel, fail_percent=fail_percent)
 
 
-@task(help=_flags("host", "config", "dry", "json"))
-def init(c, host=None, config=None, policy=None, dry=False, json_=False):
+@task(help=_flags(*SHARED))
+def init(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Create the policy's repository (and the secondary), idempotently; S3 buckets are created/checked first."""
     from ..backup import restic
 
@@ -76,11 +96,12 @@ def init(c, host=None, config=None, policy=None, dry=False, json_=False):
         result.message = "; ".join(made)
         return result
 
-    execute(c, "backup.init", _plan("backup.init", run), host=host, config=config, dry=dry, json_out=json_)
+    execute(c, "backup.init", _plan("backup.init", run, policy), host=host, config=config, dry=dry, json_out=json_,
+            parallel=parallel, fail_percent=fail_percent)
 
 
-@task(help=_flags("host", "config", "json"))
-def snapshots(c, host=None, config=None, policy=None, json_=False):
+@task(help={**_flags(*SHARED), "dry": "Accepted for symmetry: listing snapshots only reads."})
+def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """List the host's snapshots with time, size, tags, and where each one exists (primary/secondary)."""
     from ..backup import restic
 
@@ -109,12 +130,12 @@ def snapshots(c, host=None, config=None, policy=None, json_=False):
         return StepResult("backup.snapshots", OK, message=f"{len(rows)} snapshot(s) ({name})",
                           details={"policy": name, "snapshots": rows})
 
-    execute(c, "backup.snapshots", _plan("backup.snapshots", run), host=host, config=config, dry=False,
-            json_out=json_, lock=False)
+    execute(c, "backup.snapshots", _plan("backup.snapshots", run, policy), host=host, config=config, dry=dry,
+            json_out=json_, lock=False, parallel=parallel, fail_percent=fail_percent)
 
 
-@task(help=_flags("host", "config", "dry", "json"))
-def forget(c, host=None, config=None, policy=None, dry=False, json_=False):
+@task(help=_flags(*SHARED))
+def forget(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Apply the policy's retention to this host's snapshots (--dry lists which would go); prune after."""
     from ..backup import restic
     from ..backup.step import make_tags
@@ -133,11 +154,14 @@ def forget(c, host=None, config=None, policy=None, dry=False, json_=False):
         return StepResult("backup.forget", OK, message=f"{verb} {len(res.remove)}, kept {len(res.keep)} ({name})",
                           details={"remove": [s.short_id for s in res.remove], "keep": [s.short_id for s in res.keep]})
 
-    execute(c, "backup.forget", _plan("backup.forget", run), host=host, config=config, dry=dry, json_out=json_)
+    execute(c, "backup.forget", _plan("backup.forget", run, policy), host=host, config=config, dry=dry, json_out=json_,
+            parallel=parallel, fail_percent=fail_percent)
 
 
-@task(help={**_flags("host", "config", "json"), "read_data_subset": "Verify this part of the data too: 5%, 1/5 or 500M (default: the policy's check.read_data_subset)."})
-def check(c, host=None, config=None, policy=None, read_data_subset=None, json_=False):
+@task(help={**_flags(*SHARED), "dry": "Accepted for symmetry: restic check only reads.",
+            "read_data_subset": "Verify this part of the data too: 5%, 1/5 or 500M, or none (default: the policy's check.read_data_subset)."})
+def check(c, host=None, config=None, policy=None, read_data_subset=None, dry=False, json_=False, parallel=None,
+          fail_percent=None):
     """Verify the repository's structure and a subset of its data (restic check)."""
     from ..backup import restic
 
@@ -145,10 +169,13 @@ def check(c, host=None, config=None, policy=None, read_data_subset=None, json_=F
         name, pol = _policy(target, policy)
         if pol is None:
             return _skipped("backup.check")
-        subset = read_data_subset or pol.check.read_data_subset
+        subset = None if read_data_subset in ("none", "off") else (read_data_subset or pol.check.read_data_subset)
         restic.check(target, restic.make_repo(target, pol.repository), subset)
         return StepResult("backup.check", OK, message=f"no errors (read-data-subset {subset or 'none'}, {name})",
                           details={"read_data_subset": subset})
 
-    execute(c, "backup.check", _plan("backup.check", run), host=host, config=config, dry=False, json_out=json_)
+    with usage_errors("backup.check", json_, dry=dry):
+        read_data_subset = parse_subset(read_data_subset)
+    execute(c, "backup.check", _plan("backup.check", run, policy), host=host, config=config, dry=dry, json_out=json_,
+            parallel=parallel, fail_percent=fail_percent)
 

@@ -6,15 +6,25 @@ import re
 import time
 from datetime import UTC, datetime
 
-from invoke import Exit, task
+from invoke import task
 
 from .. import output
 from ..config import Host
-from ..errors import ExitCode, RagopsError
+from ..errors import ConfigError, ExitCode
 from ..report import HostResult, RunResult
 from ..runner import Step, run_fleet, run_host
 from ..seam import Target
-from .common import execute, finish, helps, make_run_targets
+from .common import (
+    SHARED,
+    execute,
+    finish,
+    helps,
+    make_run_targets,
+    parse_fleet_flags,
+    parse_int_flag,
+    parse_text_flag,
+    usage_errors,
+)
 
 
 def make_upgrade_steps(service: str, image: str):  # noqa: ANN201
@@ -26,25 +36,27 @@ def make_upgrade_steps(service: str, image: str):  # noqa: ANN201
     return plan
 
 
-@task(help={**helps("host", "config", "dry", "json", "parallel"),
+@task(help={**helps(*SHARED),
             "service": "Compose service to upgrade (e.g. api).",
             "image": "Image to run (pulled if possible, else it must exist on the host).",
             "k8s": "Upgrade a Kubernetes Deployment instead (deployment/NAME), like `invoke k8s.upgrade`.",
             "namespace": "With --k8s: the Deployment's namespace (default rag-engine).",
             "timeout": "With --k8s: seconds the rollout may take before it is undone (default 300)."})
 def upgrade(c, service=None, image=None, host=None, config=None, dry=False, json_=False, parallel=None,
-            k8s=None, namespace=None, timeout=None):
+            fail_percent=None, k8s=None, namespace=None, timeout=None):
     """Rolling, health-gated upgrade of one Compose service; rolls back and exits non-zero on a failed gate."""
-    if k8s:  # Kubernetes: set image, rollout status, undo on failure (ragops/k8s/rollout.py)
+    if k8s is not None:  # Kubernetes: set image, rollout status, undo on failure (ragops/k8s/rollout.py)
         from .k8s import run_upgrade_task
 
         run_upgrade_task(c, k8s, image, namespace=namespace, timeout=timeout, dry=dry, config=config, json_=json_)
         return
-    if not service or not image:
-        raise Exit("upgrade: --service and --image are required (or --k8s deployment/NAME --image IMAGE)",
-                   code=int(ExitCode.CONFIG_ERROR))
+    with usage_errors("upgrade", json_, dry=dry):
+        if not service or not image:
+            raise ConfigError("--service and --image are required (or --k8s deployment/NAME --image IMAGE)")
+        parse_text_flag("service", service)
+        parse_text_flag("image", image)
     execute(c, "upgrade", make_upgrade_steps(service, image), host=host, config=config, dry=dry, json_out=json_,
-            parallel=int(parallel) if parallel else None)
+            parallel=parallel, fail_percent=fail_percent)
 
 
 def make_rollback_steps(services: list[str] | None):  # noqa: ANN201
@@ -61,12 +73,14 @@ def make_rollback_steps(services: list[str] | None):  # noqa: ANN201
     return plan
 
 
-@task(name="rollback", help={**helps("host", "config", "dry", "json", "parallel"),
+@task(name="rollback", help={**helps(*SHARED),
                              "service": "Only this service (default: every configured docker.services entry)."})
-def rollback(c, host=None, config=None, service=None, dry=False, json_=False, parallel=None):
+def rollback(c, host=None, config=None, service=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Back to the previous recorded version of each service (from the history file on the host)."""
+    with usage_errors("release.rollback", json_, dry=dry):
+        parse_text_flag("service", service)
     execute(c, "release.rollback", make_rollback_steps([service] if service else None), host=host, config=config,
-            dry=dry, json_out=json_, parallel=int(parallel) if parallel else None)
+            dry=dry, json_out=json_, parallel=parallel, fail_percent=fail_percent)
 
 
 def make_release_id(version: str) -> str:
@@ -74,26 +88,30 @@ def make_release_id(version: str) -> str:
 
 
 @task(name="release", default=True,
-      help={**helps("host", "config", "dry", "json"),
+      help={**helps(*SHARED),
+            "parallel": "Ignored: a release runs one batch (--batch hosts) at a time.",
+            "fail_percent": "Ignored: a release stops after the first batch with a failure.",
             "version": "Version to release: fills the {version} of each docker.services[].image template.",
             "batch": "Hosts per batch (default: docker.release.batch_size); stop after the first failed batch.",
             "skip_backup": "Do not run the pre-release backup.",
             "restore_on_failure": "After a rollback, also restore the pre-release snapshot beside the live data and print the switch-over steps.",
             "record_dir": "Where the markdown + JSON release record goes (default: docker.release.record_dir)."})
 def release(c, version, host=None, config=None, batch=None, skip_backup=False, restore_on_failure=False,
-            record_dir=None, dry=False, json_=False):
+            record_dir=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """The release-day runbook: preflight, backup, upgrade every service, verify; roll back on failure."""
     from ..docker.record import write_release_record
     from ..docker.release import ReleaseOptions, make_release_images, run_release_host
 
-    loaded, targets = make_run_targets(c, config, host, dry)
-    try:
+    with usage_errors("release", json_, dry=dry):
+        parse_text_flag("version", version, required=True)
+        parse_fleet_flags(parallel, fail_percent)
+        batch_flag = parse_int_flag("batch", batch, min=1)
+        parse_text_flag("record_dir", record_dir)
+        loaded, targets = make_run_targets(c, config, host, dry)
         for t in targets:
             make_release_images(t.settings, version)
-    except RagopsError as exc:
-        raise Exit(f"config error: {exc}", code=int(exc.exit_code)) from None
     first = targets[0].settings.docker.release
-    size = int(batch) if batch else first.batch_size
+    size = batch_flag or first.batch_size
     opts = ReleaseOptions(version=version, release_id=make_release_id(version), skip_backup=skip_backup,
                           restore_on_failure=restore_on_failure)
     started, t0 = time.time(), time.monotonic()

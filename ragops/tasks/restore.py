@@ -5,14 +5,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from invoke import Exit, task
+from invoke import task
 
 from ..config import select_hosts
-from ..errors import ExitCode, RagopsError
+from ..errors import ConfigError, ExitCode
 from ..report import HostResult, RunResult
 from ..runner import run_fleet, run_host
 from ..seam import Target
-from .common import HELP, execute, finish, helps, make_run_targets
+from .common import (
+    HELP,
+    execute,
+    finish,
+    helps,
+    make_run_targets,
+    parse_abs_path_flag,
+    parse_fleet_flags,
+    parse_float_flag,
+    parse_host_flag,
+    parse_int_flag,
+    parse_text_flag,
+    usage_errors,
+)
+from .policies import require_policy
 
 TEST_HELP = {
     "host": "Host(s) whose snapshots are tested (names, @groups; default: local).",
@@ -26,28 +40,35 @@ TEST_HELP = {
     "read_data_subset": "Override the policy's check.read_data_subset for the repository check ('none' skips reading data).",
     "config": HELP["config"],
     "json": HELP["json"],
+    "parallel": HELP["parallel"],
+    "fail_percent": HELP["fail_percent"],
+    "dry": "Refused: restore-test writes only its own scratch dir (run it without --dry).",
 }
 
 
 def mark_verify_failures(results: list[HostResult]) -> None:
-    """A failed check of a restore test exits VERIFY_FAILED (5), not STEP_FAILED."""
+    """A failed check of a restore test exits VERIFY_FAILED (5), not STEP_FAILED; a setup error (a
+    missing tool, named with its setting) exits CONFIG_ERROR (2)."""
     for hr in results:
-        if hr.exit_code == ExitCode.STEP_FAILED and any(s.details.get("verify_failed") for s in hr.steps):
+        if hr.exit_code == ExitCode.STEP_FAILED and any(s.details.get("setup_error") for s in hr.steps):
+            hr.exit_code = ExitCode.CONFIG_ERROR
+        elif hr.exit_code == ExitCode.STEP_FAILED and any(s.details.get("verify_failed") for s in hr.steps):
             hr.exit_code = ExitCode.VERIFY_FAILED
 
 
 def make_options(snapshot: str, keep: bool, scratch_dir: str | None, policy: str | None, min_overlap: Any,
                  selfcheck: Any, read_data_subset: str | None) -> Any:
-    subset: str | None = "policy" if read_data_subset is None else read_data_subset
-    if subset in ("none", "off", ""):
-        subset = None
-    try:
-        from ..restore.run import Options
+    """restore-test's flags, each validated (ConfigError naming the flag) before anything runs."""
+    from ..restore.run import Options
+    from .backup import parse_subset
 
-        return Options(snapshot=snapshot or "latest", keep=bool(keep), scratch_dir=scratch_dir, policy=policy,
-                       min_overlap=1.0 if min_overlap is None else float(min_overlap), selfcheck=int(selfcheck), read_data_subset=subset)
-    except ValueError as exc:
-        raise Exit(f"restore-test: bad flag value: {exc}", code=int(ExitCode.CONFIG_ERROR)) from None
+    subset = parse_subset(read_data_subset)
+    overlap = parse_float_flag("min_overlap", min_overlap, min=0.0, max=1.0)
+    probes = parse_int_flag("selfcheck", selfcheck, min=0)
+    return Options(snapshot=parse_text_flag("snapshot", snapshot) or "latest", keep=bool(keep),
+                   scratch_dir=parse_abs_path_flag("scratch_dir", scratch_dir), policy=policy,
+                   min_overlap=1.0 if overlap is None else overlap, selfcheck=50 if probes is None else probes,
+                   read_data_subset="policy" if subset is None else None if subset in ("none", "off") else subset)
 
 
 def make_step(host: Any, options: Any) -> Any:
@@ -58,18 +79,22 @@ def make_step(host: Any, options: Any) -> Any:
 
 @task(help=TEST_HELP)
 def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_dir=None, policy=None, min_overlap=None,
-                 selfcheck=50, read_data_subset=None, config=None, json_=False):
+                 selfcheck=None, read_data_subset=None, config=None, json_=False, dry=False, parallel=None, fail_percent=None):
     """Restore a snapshot into a scratch dir, start Redis on it, verify files/Redis/Chroma against its manifest; report RTO."""
-    options = make_options(snapshot, keep, scratch_dir, policy, min_overlap, selfcheck, read_data_subset)
-    loaded, targets = make_run_targets(c, config, host, False)
+    with usage_errors("restore-test", json_):
+        if dry:
+            raise ConfigError("--dry: restore-test changes nothing outside its own scratch dir and cannot run dry; "
+                              "run it without --dry")
+        options = make_options(snapshot, keep, scratch_dir, policy, min_overlap, selfcheck, read_data_subset)
+        par, fail = parse_fleet_flags(parallel, fail_percent)
+        loaded, targets = make_run_targets(c, config, host, False)
+        for t in targets:  # a wrong --policy, policy file or password file: exit 2, nothing recorded
+            require_policy(t.host, policy)
+        on_hosts = select_hosts(loaded, parse_host_flag(on, "on")) if on is not None else []
+        if on is not None and len(on_hosts) != 1:
+            raise ConfigError(f"--on {on!r}: name exactly one host (got {len(on_hosts)})")
     started, t0 = time.time(), time.monotonic()
-    if on:
-        try:
-            on_hosts = select_hosts(loaded, on)
-        except RagopsError as exc:
-            raise Exit(f"config error:\n{exc}", code=int(exc.exit_code)) from None
-        if len(on_hosts) != 1:
-            raise Exit("--on: name exactly one host", code=int(ExitCode.CONFIG_ERROR))
+    if on_hosts:
         results = []
         for src in targets:  # one after the other: they share the verifying host (and its lock)
             runner = Target(host=on_hosts[0], dry=False, ssh_config_file=loaded.config.ssh_config_file)
@@ -78,14 +103,15 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
             results.append(hr)
     else:
         results = run_fleet(targets, lambda t: run_host(t, "restore-test", [make_step(t.host, options)]),
-                            parallel=loaded.config.parallel, fail_percent=loaded.config.fail_percent)
+                            parallel=par or loaded.config.parallel,
+                            fail_percent=loaded.config.fail_percent if fail is None else fail)
     mark_verify_failures(results)
     finish(RunResult(task="restore-test", dry=False, hosts=results, started_at=started,
                      duration_s=time.monotonic() - t0), bool(json_))
 
 
 RESTORE_HELP = {
-    **helps("host", "config", "dry", "json"),
+    **helps("host", "config", "dry", "json", "parallel", "fail_percent"),
     "snapshot": "Snapshot id (or prefix), default latest.",
     "target": "Absolute directory on the host to restore into (snapshot paths are recreated below it).",
     "force": "Restore into a non-empty target dir.",
@@ -94,11 +120,19 @@ RESTORE_HELP = {
 
 
 @task(help=RESTORE_HELP)
-def restore(c, host=None, snapshot="latest", target=None, force=False, policy=None, config=None, dry=False, json_=False):
+def restore(c, host=None, snapshot="latest", target=None, force=False, policy=None, config=None, dry=False, json_=False,
+            parallel=None, fail_percent=None):
     """Restore a snapshot into --target (refusing a non-empty one without --force) and print how to serve from it."""
-    if not target:
-        raise Exit("restore: --target DIR is required (an empty absolute directory on the host)", code=int(ExitCode.CONFIG_ERROR))
     from ..restore.apply import RestoreOptions, make_restore_step
 
-    options = RestoreOptions(target_dir=target, snapshot=snapshot or "latest", force=bool(force), policy=policy)
-    execute(c, "restore", lambda h: [make_restore_step(options)], host=host, config=config, dry=dry, json_out=bool(json_))
+    with usage_errors("restore", json_, dry=dry):
+        target_dir = parse_abs_path_flag("target", target, required=True)
+        options = RestoreOptions(target_dir=str(target_dir), snapshot=parse_text_flag("snapshot", snapshot) or "latest",
+                                 force=bool(force), policy=policy)
+
+    def plan(h: Any) -> list[Any]:
+        require_policy(h, policy)
+        return [make_restore_step(options)]
+
+    execute(c, "restore", plan, host=host, config=config, dry=dry, json_out=bool(json_), parallel=parallel,
+            fail_percent=fail_percent)

@@ -253,8 +253,8 @@ def test_a_snapshot_taken_between_lookup_and_restore_fails_the_restore_check(clo
     policy = load_host_policy(target.host)
     repo = restic.make_repo(target, policy.repository)
     older = next(s for s in restic.snapshots(target, repo) if s.matches(w.snapshot_id))
-    listed: Future[restic.Snapshot] = Future()
-    listed.set_result(older)
+    listed: Future[tuple[restic.Snapshot, list[restic.Snapshot]]] = Future()
+    listed.set_result((older, [older]))
     layout = plan.Layout(str(tmp_path / "scratch"))
     snap, check = run_restore(target, repo, policy, "local", "latest", layout, listed)
     assert snap is older and not check.ok

@@ -18,10 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import interrupts
 from ...errors import SafetyError, StepError
 from ...seam import Target, quote
 
-RUN_DIR = re.compile(r"^run-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+# The canonical name of a staging run dir (ragops.restore.plan.STAGING_NAME is a copy of it). ``\Z``, not
+# ``$``: ``$`` also matches before a trailing newline.
+RUN_DIR = re.compile(r"^run-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
+OWNER_NAME = ".ragops-owner.json"  # written into each run dir at creation; kept out of the snapshot
 
 
 @dataclass
@@ -51,17 +55,27 @@ def make_remove_command(run_dir: str) -> str:
     return f"[ ! -L {quote(run_dir)} ] && rm -rf --one-file-system -- {quote(run_dir)}"
 
 
+def make_create_command(run_dir: str, owner: dict[str, Any] | None = None) -> str:
+    """mkdir the run dir (0700, never an existing one) and write its owner marker in the same command."""
+    cmd = f"mkdir -p -m 0700 {quote(os.path.dirname(run_dir))} && mkdir -m 0700 {quote(run_dir)}"
+    if owner is not None:
+        cmd += f" && printf '%s\\n' {quote(json.dumps(owner, sort_keys=True))} > {quote(run_dir + '/' + OWNER_NAME)}"
+    return cmd
+
+
 @contextmanager
-def run_staging(target: Target, staging_dir: str) -> Iterator[str]:
-    """Create the per-run staging dir (0700), yield it, remove it afterwards, also on failure."""
+def run_staging(target: Target, staging_dir: str, owner: dict[str, Any] | None = None) -> Iterator[str]:
+    """Create the per-run staging dir (0700) with its owner marker (see ``backup.leftovers``), yield it,
+    remove it afterwards, also on failure."""
     run_dir = make_run_dir(staging_dir)
-    res = target.run(f"mkdir -p -m 0700 {quote(os.path.dirname(run_dir))} && mkdir -m 0700 {quote(run_dir)}", write=True)
+    res = target.run(make_create_command(run_dir, owner), write=True)
     if not res.ok:
         raise StepError(f"{target.name}: cannot create staging dir {run_dir}: {res.stderr.strip()[-300:]}")
     try:
         yield run_dir
     finally:
-        target.run(make_remove_command(run_dir), write=True, quiet_dry=True)
+        with interrupts.shielded():  # also after SIGTERM, and while one arrives
+            target.run(make_remove_command(run_dir), write=True, quiet_dry=True)
 
 
 def parse_json_line(stdout: str, what: str) -> dict[str, Any]:

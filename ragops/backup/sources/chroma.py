@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ... import output
+from ... import interrupts, output
 from ...errors import StepError
 from ...remote import script
 from ...seam import Target, quote
@@ -52,7 +52,8 @@ def make_live_copy_commands(data_dir: str, dest: str, python: str = "python3") -
     return [
         f"mkdir -p {quote(dest)}",
         f"{python} -c {quote(SQLITE_BACKUP)} {quote(data_dir + '/chroma.sqlite3')} {quote(dest + '/chroma.sqlite3')}",
-        f"find {quote(data_dir)} -mindepth 1 -maxdepth 1 ! -name 'chroma.sqlite3*' -exec cp -a --reflink=auto -- {{}} {quote(dest)}/ \\;",
+        # `-exec ... +` (not `\;`): find then exits non-zero when a cp fails (e.g. ENOSPC mid-copy)
+        f"find {quote(data_dir)} -mindepth 1 -maxdepth 1 ! -name 'chroma.sqlite3*' -exec cp -a --reflink=auto -t {quote(dest)} -- {{}} +",
     ]
 
 
@@ -77,7 +78,8 @@ def hold_writer(target: Target, source: ChromaSource) -> Iterator[None]:
         run_or_fail(target, before, f"chroma {source.strategy} ({before})", timeout=timeout)
         yield
     finally:
-        res = target.run(after, write=True, timeout=timeout)
+        with interrupts.shielded():  # a signal arriving now must not stop the resume
+            res = target.run(after, write=True, timeout=timeout)
         if not res.ok:
             raise StepError(f"{target.name}: the Chroma writer was NOT resumed: `{after}` failed (exit {res.exited}): "
                             f"{res.stderr.strip()[-300:]}; start it by hand")

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from ... import output
-from ...errors import StepError
+from ...errors import ConfigError, StepError
 from ...remote import script
 from ...seam import Target, quote
 from ...steps.secrets import read_redis_password
@@ -93,7 +93,7 @@ def run_stage(target: Target, source: RedisSource, run_dir: str) -> Staged | Non
     use_aof = bool(info.get("appendonly")) and not source.aof_fallback
     record: dict[str, Any] = {"kind": "redis", "name": "redis", "version": info.get("version"),
                               "server": f"{r.host}:{r.port}", "live_db_keys": info.get("db_keys")}
-    target.run(f"mkdir -m 0700 {quote(dest)}", write=True)
+    run_or_fail(target, f"mkdir -m 0700 {quote(dest)}", "creating the Redis staging dir")
     if use_aof:
         run_remote_probe(target, "rewrite", password, write=True, extra=f"--wait {int(source.bgsave_timeout_s)}")
         aof_dir = info.get("appenddirname") or "appendonlydir"
@@ -112,6 +112,9 @@ def run_stage(target: Target, source: RedisSource, run_dir: str) -> Staged | Non
         return Staged("redis", record, duration_s=time.monotonic() - started)
     if source.verify and record["method"] == "bgsave":
         res = target.run(f"{quote(source.check_rdb)} {quote(record['path'])}")
+        if res.exited in (126, 127):  # the shell's "not found" / "not executable": a setup error, not a bad dump
+            raise ConfigError(f"{target.name}: {source.check_rdb!r} is not installed or not executable on the host: "
+                              "install redis-tools or point the policy setting sources.redis.check_rdb at it")
         if not res.ok:
             raise StepError(f"{target.name}: {source.check_rdb} rejected the staged dump: {(res.stdout + res.stderr).strip()[-300:]}")
         record["check"] = f"{source.check_rdb}: ok"

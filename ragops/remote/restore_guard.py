@@ -1,0 +1,183 @@
+"""Restore-test guards (stdlib only, runs ON the host with this script on stdin).
+
+Usage::
+
+    python3 - tree ROOT                     # walk ROOT with lstat (never following anything)
+    python3 - wait-redis DIR PORT TIMEOUT   # wait for a throwaway redis-server started in DIR
+    python3 - leftovers BASE KEEP           # remove dead runs' restore-test-* dirs in BASE (not KEEP)
+
+``tree``: a restored snapshot is untrusted input. Every entry below ROOT is lstat'ed (no symlink is
+ever followed); symlinks, hard links (a regular file with st_nlink > 1), block/char devices, FIFOs,
+sockets, and names that are not plain path components are reported. ROOT itself must be a real
+directory. Output: ``{"ok", "entries", "bytes", "problems": [...], "unsafe": N}``.
+
+``wait-redis``: polls DIR/redis.pid, the pid's liveness (a zombie counts as dead) and a PING on
+127.0.0.1:PORT. Answers at once when the server died or never wrote its pidfile within a short
+grace, with the last lines of DIR/redis.log: a crashed or missing server never costs TIMEOUT.
+
+``leftovers``: under the host lock every other ``restore-test-*`` dir in BASE belongs to a dead run.
+Its throwaway redis-server (pid from ``redis/redis.pid``) is SIGKILLed only if that process' cwd
+or cmdline points into the dir; then the dir is removed (``rm -rf --one-file-system``: no symlink
+is followed, no mount point entered). The last stdout line is always one JSON object with ``ok``.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+SCRATCH = re.compile(r"^restore-test-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISBLK, "block device"), (stat.S_ISCHR, "character device"),
+         (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"))
+MAX_LISTED = 20
+
+
+def run_tree(root):
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode):
+        return {"ok": False, "problems": ["%s is not a real directory" % root], "unsafe": 1, "entries": 0, "bytes": 0}
+    problems = []  # type: list
+    unsafe, entries, size = 0, 0, 0
+    stack, dev = [root], st.st_dev
+    while stack:
+        top = stack.pop()
+        with os.scandir(top) as it:
+            for entry in it:
+                entries += 1
+                path = os.path.join(top, entry.name)
+                st = entry.stat(follow_symlinks=False)
+                why = next((what for test, what in KINDS if test(st.st_mode)), None)
+                if why == "symlink":
+                    why = "symlink to %r" % os.readlink(path)
+                elif why is None and stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                    why = "hard link (%d links)" % st.st_nlink
+                elif why is None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                    why = "unknown file type %o" % stat.S_IFMT(st.st_mode)
+                elif entry.name in (".", "..") or "/" in entry.name or "\n" in entry.name:
+                    why = "name %r" % entry.name
+                if why is not None:
+                    unsafe += 1
+                    if len(problems) < MAX_LISTED:
+                        problems.append("%s: %s" % (json.dumps(path)[1:-1], why))
+                elif stat.S_ISDIR(st.st_mode):
+                    if st.st_dev != dev:
+                        unsafe += 1
+                        problems.append("%s: another filesystem is mounted here" % path)
+                    else:
+                        stack.append(path)
+                else:
+                    size += st.st_size
+    return {"ok": not unsafe, "problems": problems, "unsafe": unsafe, "entries": entries, "bytes": size}
+
+
+def read_pid(directory):
+    try:
+        with open(os.path.join(directory, "redis.pid"), encoding="ascii") as fh:
+            return int(fh.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def is_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def log_tail(directory, n=4):
+    try:
+        with open(os.path.join(directory, "redis.log"), encoding="utf-8", errors="replace") as fh:
+            lines = [x.strip() for x in fh.read().splitlines() if x.strip()]
+    except OSError:
+        return "no redis.log"
+    return " | ".join(lines[-n:])[-600:]
+
+
+def ping(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def run_wait(directory, port, timeout, grace=10.0):
+    started = time.monotonic()
+    while True:
+        waited = time.monotonic() - started
+        pid = read_pid(directory)
+        if pid is None and waited > grace:
+            return {"ok": False, "error": "no pidfile after %.0fs: the server did not start (%s)" % (waited, log_tail(directory))}
+        if pid is not None and not is_alive(pid):
+            return {"ok": False, "error": "redis-server (pid %d) exited after %.1fs: %s" % (pid, waited, log_tail(directory))}
+        if pid is not None and ping(port):
+            return {"ok": True, "pid": pid, "waited_s": round(waited, 3)}
+        if waited > timeout:
+            return {"ok": False, "error": "still loading after %.0fs (pid %s): %s" % (waited, pid, log_tail(directory))}
+        time.sleep(0.05)
+
+
+def points_into(pid, directory):
+    try:
+        cwd = os.path.realpath("/proc/%d/cwd" % pid)
+    except OSError:
+        cwd = ""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            cmdline = fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        cmdline = []
+    inside = directory.rstrip("/") + "/"
+    return (cwd + "/").startswith(inside) or any(a == directory or a.startswith(inside) for a in cmdline)
+
+
+def run_leftovers(base, keep):
+    removed, killed, problems = [], [], []
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        path = os.path.join(base, name)
+        if not SCRATCH.match(name) or path == keep or not stat.S_ISDIR(os.lstat(path).st_mode):
+            continue
+        pid = read_pid(os.path.join(path, "redis"))
+        if pid and is_alive(pid) and points_into(pid, path):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            for _ in range(250):
+                if not is_alive(pid):
+                    break
+                time.sleep(0.02)
+        res = subprocess.run(["rm", "-rf", "--one-file-system", "--", path], capture_output=True, text=True)
+        if res.returncode == 0:
+            removed.append(path)
+        else:
+            problems.append("%s: %s" % (path, res.stderr.strip()[-200:]))
+    return {"ok": not problems, "removed": removed, "killed": killed, "problems": problems}
+
+
+def main(argv):
+    if argv[0] == "tree":
+        return run_tree(os.path.abspath(argv[1]))
+    if argv[0] == "wait-redis":
+        return run_wait(argv[1], int(argv[2]), float(argv[3]))
+    if argv[0] == "leftovers":
+        return run_leftovers(os.path.abspath(argv[1]), os.path.abspath(argv[2]))
+    return {"ok": False, "error": "unknown mode " + argv[0]}
+
+
+if __name__ == "__main__":
+    try:
+        result = main(sys.argv[1:])
+    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
+        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+    print(json.dumps(result))
