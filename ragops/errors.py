@@ -54,6 +54,15 @@ class StepError(RagopsError):
     exit_code = ExitCode.STEP_FAILED
 
 
+class ToolNotFoundError(StepError):
+    """A program a command needs is missing on the host (the shell's exit 127), raised by the seam
+    for ``target.run(cmd, requires=Tool(...))``; ``reason`` is the message without the host."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class VerifyError(RagopsError):
     exit_code = ExitCode.VERIFY_FAILED
 

@@ -62,15 +62,7 @@ def send_ping(target: Target, kind: str) -> None:
     if not url:
         return
     full = url.rstrip("/") + {"start": "/start", "success": "", "fail": "/fail"}[kind]
-    if target.dry:
-        output.dry_command(target.name, f"ping {full}")
-        return
-    import requests
-
-    try:
-        requests.get(full, timeout=target.settings.pings.timeout_s)
-    except requests.RequestException as exc:
-        output.warn(target.name, f"ping {kind} failed: {type(exc).__name__}")
+    target.http_get(full, timeout=target.settings.pings.timeout_s, what=f"ping {kind}")
 
 
 def summarize_status(steps: list[StepResult]) -> str:

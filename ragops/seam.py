@@ -3,8 +3,9 @@
 Steps receive a :class:`Target` and call ``target.run(cmd)`` (a read: always runs) or
 ``target.run(cmd, write=True)`` (a change: printed, not run, under ``--dry``). Underneath sits an
 Invoke ``Context`` for the host ``local`` and a Fabric ``Connection`` for every other host, so a
-step is written once and runs on either. Process spawning (background daemons for the demo,
-controller-side tools) and SSH live only in this module.
+step is written once and runs on either. Process spawning and SSH live only behind this module:
+``ssh`` (connection set-up, error wording), ``local_processes`` (controller-side tools, daemons),
+``seam_runners`` (process groups, fast output reading).
 
 Secrets never go into argv: ``secrets={"NAME": value}`` feeds them on the command's stdin and the
 remote shell ``read``s them into environment variables of the command.
@@ -15,12 +16,8 @@ from __future__ import annotations
 import io
 import os
 import shlex
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,22 +25,18 @@ from typing import Any
 
 from . import interrupts, output
 from .config import Host, LoadedConfig
-from .errors import Interrupted, StepError, UnreachableError
-from .seam_runners import LocalGroup, current, make_guarded_command, make_local_runner, make_remote_runner
+from .controller import controller_write, http_get, write_local_file
+from .errors import Interrupted, StepError, ToolNotFoundError, UnreachableError
+from .local_processes import pid_alive, run_local, spawn_background, stop_pid
+from .seam_runners import CmdResult, current, make_guarded_command
 from .seam_runners import make_fast_runner as make_fast_runner  # re-exported: the runners live there
+from .ssh import describe_ssh_error, make_connection
 
-
-@dataclass
-class CmdResult:
-    command: str
-    stdout: str = ""
-    stderr: str = ""
-    exited: int = 0
-    dry: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
+__all__ = [  # also re-exported: the controller-side processes and SSH set-up live next door
+    "CmdResult", "Target", "Tool", "describe_ssh_error", "make_connection", "make_fast_runner", "make_secret_prefix",
+    "make_targets", "pid_alive", "quote", "run_local", "spawn_background", "stop_pid",
+    "controller_write", "http_get", "write_local_file",
+]
 
 
 class _ChunkedInput(io.StringIO):
@@ -85,6 +78,23 @@ def make_secret_prefix(names: list[str]) -> str:
     return "".join(f"IFS= read -r {n} && export {n} && " for n in names)
 
 
+@dataclass(frozen=True)
+class Tool:
+    """A program a command needs on the host, like pyinfra's ``requires_command``: pass it as
+    ``target.run(cmd, requires=tool)`` and a missing program (the shell's exit 127) becomes one
+    clear error naming the tool and the setting that points to it, instead of each caller
+    re-implementing "exit 127 means not installed"."""
+
+    name: str  # shown: "restic"
+    command: str | None = None  # the configured program (default: name)
+    setting: str | None = None  # the ragops.yaml setting naming it, e.g. "backup.restic"
+    error: type[ToolNotFoundError] = ToolNotFoundError  # a subclass for callers that catch their own
+
+    def describe_missing(self) -> str:
+        fix = f"install {self.name}, or set {self.setting}" if self.setting else f"install {self.name}"
+        return f"{self.name} binary {self.command or self.name!r} not found on the host ({fix})"
+
+
 @dataclass
 class Target:
     """A host to act on: its resolved settings plus a lazily opened Invoke/Fabric connection."""
@@ -93,6 +103,9 @@ class Target:
     dry: bool = False
     ssh_config_file: str | None = None
     _conn: Any = None
+    # Facts learned about the host during this run (restic version, endpoint reachable, ...):
+    # one Target per host per run, so they never outlive the run. See ``fact``.
+    facts: dict[Any, Any] = field(default_factory=dict, repr=False)
     _secrets: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,6 +126,18 @@ class Target:
         if configured:
             return quote(configured)
         return quote(sys.executable) if self.host.is_local and sys.executable else "python3"
+
+    def fact(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per run of this host (a fact such as a tool's version); a result of
+        None is not kept, so a fact that could not be learned is asked again."""
+        with self._lock:
+            if key in self.facts:
+                return self.facts[key]
+        value = compute()
+        if value is not None:
+            with self._lock:
+                self.facts.setdefault(key, value)
+        return value
 
     # -- connection -------------------------------------------------------------------------
 
@@ -139,6 +164,10 @@ class Target:
             except Exception:  # noqa: BLE001
                 pass
 
+    def http_get(self, url: str, *, timeout: float, what: str = "GET") -> int | None:
+        """A GET from the controller on this host's behalf (a ping): printed under --dry."""
+        return http_get(url, timeout=timeout, dry=self.dry, who=self.name, what=what)
+
     # -- commands ---------------------------------------------------------------------------
 
     def mask(self, text: str) -> str:
@@ -158,11 +187,13 @@ class Target:
         check: bool = False,
         quiet_dry: bool = False,
         on_line: Callable[[str], None] | None = None,
+        requires: Tool | None = None,
     ) -> CmdResult:
         """Run a shell command on the host. ``write=True`` commands are only printed under --dry.
 
         ``on_line`` receives each stdout line as it arrives (progress of long steps); the
-        full output is still captured in the result.
+        full output is still captured in the result. ``requires`` names the program the command
+        needs: its absence (exit 127) raises ``requires.error`` naming the tool and its setting.
         """
         secrets = secrets or {}
         self._secrets.update(v for v in secrets.values() if v)
@@ -207,6 +238,9 @@ class Target:
         if entry.doomed:
             raise Interrupted(f"{self.name}: {interrupts.describe()}")
         res = CmdResult(command=shown, stdout=self.mask(result.stdout), stderr=self.mask(result.stderr), exited=result.exited)
+        if requires is not None and res.exited == 127:
+            reason = requires.describe_missing()
+            raise requires.error(f"{self.name}: {reason}", reason=reason)
         if check and not res.ok:
             raise StepError(f"{self.name}: command failed (exit {res.exited}): {shown[:300]}\n{res.stderr.strip()[-800:]}")
         return res
@@ -229,147 +263,8 @@ class Target:
         return None if res.exited == 44 else res.stdout
 
 
-def make_connection(host: Host, ssh_config_file: str | None = None) -> Any:
-    """An Invoke Context for `local`, else a Fabric Connection with strict host keys by default."""
-    if host.is_local:
-        from invoke import Config, Context
-
-        return Context(config=Config(overrides={"run": {"hide": True, "warn": True, "in_stream": False},
-                                                "runners": {"local": make_local_runner()}}))
-    import paramiko
-    from fabric import Config as FabricConfig
-    from fabric import Connection
-    entry = host.entry
-    overrides: dict[str, Any] = {"run": {"hide": True, "warn": True, "in_stream": False}, "load_ssh_configs": True,
-                                 "runners": {"remote": make_remote_runner()}}
-    cfg = FabricConfig(overrides=overrides, runtime_ssh_path=ssh_config_file) if ssh_config_file else FabricConfig(overrides=overrides)
-    connect_kwargs: dict[str, Any] = {"allow_agent": False, "look_for_keys": entry.key_file is None}
-    if entry.key_file:
-        connect_kwargs["key_filename"] = os.path.expanduser(entry.key_file)
-    conn = Connection(
-        entry.ssh_alias or entry.address or host.name,
-        user=entry.user,
-        port=entry.port,
-        config=cfg,
-        connect_timeout=entry.connect_timeout_s,
-        connect_kwargs=connect_kwargs,
-    )
-    client = conn.client
-    if entry.strict_host_key_checking:
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    else:
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    known = entry.known_hosts or conn.ssh_config.get("userknownhostsfile") or "~/.ssh/known_hosts"
-    known = os.path.expanduser(str(known).split()[0])
-    if os.path.exists(known):
-        client.get_host_keys().load(known)
-    return conn
-
-
-def describe_ssh_error(host: Host, exc: BaseException) -> str:
-    """One clear sentence for every way an SSH connection fails."""
-    import paramiko
-
-    entry = host.entry
-    where = f"{entry.user + '@' if entry.user else ''}{entry.ssh_alias or entry.address or host.name}:{entry.port or 22}"
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return f"{host.name}: SSH host key mismatch for {where}: the host's key changed (possible MITM); fix known_hosts"
-    if isinstance(exc, paramiko.AuthenticationException):
-        return f"{host.name}: SSH authentication failed for {where} (key rejected)"
-    text = str(exc)
-    if isinstance(exc, paramiko.SSHException) and "known_hosts" in text:
-        return f"{host.name}: SSH host key of {where} is unknown (not in known_hosts); add it, or set strict_host_key_checking: false for this host"
-    if isinstance(exc, (ConnectionRefusedError, paramiko.ssh_exception.NoValidConnectionsError)):
-        return f"{host.name}: SSH connection refused by {where}"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return f"{host.name}: SSH connection to {where} timed out"
-    if isinstance(exc, socket.gaierror):
-        return f"{host.name}: cannot resolve {where}: {exc}"
-    if isinstance(exc, (EOFError, paramiko.SSHException, OSError)):
-        return f"{host.name}: SSH connection to {where} failed or dropped: {type(exc).__name__}: {text or 'connection lost'}"
-    return f"{host.name}: SSH error on {where}: {type(exc).__name__}: {text}"
-
-
 def make_targets(loaded: LoadedConfig, hosts: list[Host], dry: bool) -> list[Target]:
     return [Target(host=h, dry=dry, ssh_config_file=loaded.config.ssh_config_file) for h in hosts]
 
 
-# ---------------------------------------------------------------- controller-side processes
 
-
-def run_local(argv: list[str], *, input_text: str | None = None, env: dict[str, str] | None = None,
-              timeout: float | None = None, cwd: str | None = None) -> CmdResult:
-    """Run a program on the controller (argv, no shell). Never pass secrets in argv.
-
-    Like every command, it runs in its own process group that dies with ragops and is stopped
-    (raising Interrupted) when the run is cancelled."""
-    command = shlex.join(argv)
-    entry = interrupts.begin()
-    try:
-        try:
-            proc = subprocess.Popen(["/bin/sh", "-c", make_guarded_command('"$@"'), "sh", *argv], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
-                                    start_new_session=True)
-        except FileNotFoundError:  # cwd missing
-            return CmdResult(command=command, stderr=f"{cwd}: not found", exited=127)
-        group = LocalGroup(proc.pid)
-        entry.attach(group)
-        try:
-            stdout, stderr = proc.communicate(input_text, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            group.signal(signal.SIGKILL)
-            proc.communicate()
-            return CmdResult(command=command, stderr=f"timed out after {timeout}s", exited=124)
-    finally:
-        interrupts.end(entry)
-        if entry.doomed:
-            entry.settle()
-    if entry.doomed:
-        raise Interrupted(f"controller: {interrupts.describe()}")
-    return CmdResult(command=command, stdout=stdout, stderr=stderr, exited=proc.returncode)
-
-
-def spawn_background(argv: list[str], *, log_path: str, env: dict[str, str] | None = None, cwd: str | None = None) -> int:
-    """Start a daemon-like child in its own session, output to log_path; return its pid."""
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd, start_new_session=True)
-    return proc.pid
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def stop_pid(pid: int, grace_s: float = 5.0) -> bool:
-    """SIGTERM, wait up to grace_s, then SIGKILL. True if a process was stopped."""
-    if not pid_alive(pid):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True

@@ -1,5 +1,6 @@
 """The seam's Invoke/Fabric runners: fast output reading, one process group per command, and
-children that die with ragops, locally and over SSH. Used only by ``seam.make_connection``.
+children that die with ragops, locally and over SSH. Used by ``ssh.make_connection``
+and ``local_processes.run_local``; ``CmdResult`` (re-exported by ``ragops.seam``) is what a command returns.
 
 Every command runs inside :func:`make_guarded_command`: a POSIX shell that owns a process group
 (locally: a new session per command; over SSH: the session sshd creates per channel), runs the
@@ -22,10 +23,25 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from subprocess import PIPE, Popen
 from typing import Any
 
 from . import interrupts
+
+
+@dataclass
+class CmdResult:
+    command: str
+    stdout: str = ""
+    stderr: str = ""
+    exited: int = 0
+    dry: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exited == 0
+
 
 MARK = b"\x1eragops-pid "
 INT_GRACE_S = 1.0  # SIGINT first: restic (< 0.16) removes its repository lock on SIGINT, not SIGTERM

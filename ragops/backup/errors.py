@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from ..errors import ExitCode, RagopsError, StepError
+from ..errors import ExitCode, RagopsError, StepError, ToolNotFoundError
 
 
 class ResticError(StepError):
     """A restic command failed for a reason without a more specific class."""
 
 
-class ResticNotFoundError(ResticError):
+class ResticNotFoundError(ResticError, ToolNotFoundError):
     """The restic binary is missing on the host."""
 
 

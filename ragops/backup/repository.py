@@ -10,13 +10,12 @@ only as ``--password-file FILE`` / ``--password-command CMD`` (paths/commands on
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import output
-from ..seam import CmdResult, Target, quote
+from ..seam import CmdResult, Target, Tool, quote
 from ..steps.secrets import read_secret
 from .errors import (
     RepoLockedError,
@@ -31,8 +30,6 @@ from .policy import RepositorySettings
 T = TypeVar("T")
 Version = tuple[int, int, int]
 STALE_LOCK_AGE_S = 30 * 60  # restic's own rule: a lock not refreshed for 30 minutes is stale
-_versions: dict[tuple[str, str], Version] = {}
-_versions_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,6 +58,11 @@ class Repo:
 
     def describe(self) -> str:
         return f"{self.role} repository {self.url}"
+
+    @property
+    def tool(self) -> Tool:
+        """restic as the seam's ``requires=``: missing on the host raises ResticNotFoundError."""
+        return Tool("restic", self.restic, "backup.restic", error=ResticNotFoundError)
 
 
 def make_repo(target: Target, settings: RepositorySettings, *, role: str = "primary") -> Repo:
@@ -122,7 +124,8 @@ def classify_failure(repo: Repo, target_name: str, res: CmdResult, what: str) ->
     err = (res.stderr or "").strip()
     last = err.splitlines()[-1] if err else f"exit {res.exited}"
     where = f"{target_name}: {repo.describe()}"
-    if res.exited == 127 or re.search(r"(restic|" + re.escape(repo.restic) + r"): (command )?not found", err):
+    # exit 127 is the seam's (``requires=repo.tool``); this catches a wrapper's own "not found"
+    if re.search(r"(restic|" + re.escape(repo.restic) + r"): (command )?not found", err):
         return ResticNotFoundError(f"{target_name}: restic binary {repo.restic!r} not found on the host (install restic, or set backup.restic)")
     locked = _LOCKED.search(err)
     if locked or res.exited == 11:
@@ -148,20 +151,18 @@ def classify_failure(repo: Repo, target_name: str, res: CmdResult, what: str) ->
 
 
 def detect_version(target: Target, repo: Repo) -> Version:
-    """`restic version` on the host, cached per (host, binary)."""
-    key = (target.name, repo.restic)
-    with _versions_lock:
-        if key in _versions:
-            return _versions[key]
-    res = target.run(f"{quote(repo.restic)} version")
+    """`restic version` on the host, learned once per run (a fact of the Target) per binary."""
+    version: Version = target.fact(("restic version", repo.restic), lambda: _ask_version(target, repo))
+    return version
+
+
+def _ask_version(target: Target, repo: Repo) -> Version:
+    res = target.run(f"{quote(repo.restic)} version", requires=repo.tool)
     match = re.search(r"restic (\d+)\.(\d+)\.(\d+)", res.stdout)
     if not res.ok or not match:
         raise classify_failure(repo, target.name, res, "version") if res.exited else ResticError(
             f"{target.name}: cannot parse `{repo.restic} version` output: {res.stdout.strip()[:200]!r}")
-    version = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    with _versions_lock:
-        _versions[key] = version
-    return version
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
 
 
 _PROBE = """
@@ -171,7 +172,6 @@ try:
 except OSError as exc:
     print(exc); sys.exit(3)
 """
-_reachable: set[tuple[str, str]] = set()
 
 
 def make_endpoint(url: str) -> tuple[str, int] | None:
@@ -187,15 +187,18 @@ def check_reachable(target: Target, repo: Repo, timeout_s: float = 5.0) -> None:
     """Probe an S3/REST endpoint from the host before restic runs: restic >= 0.17 retries a refused
     connection for many minutes. Needs python3 on the host; skipped without it."""
     endpoint = make_endpoint(repo.url)
-    if endpoint is None or (target.name, repo.url) in _reachable:
+    if endpoint is None:
         return
     host, port = endpoint
-    res = target.run(f"{target.python} -c {quote(_PROBE)} {quote(host)} {port} {timeout_s}", timeout=timeout_s + 30)
-    if res.exited == 3:
-        raise RepoUnreachableError(f"{target.name}: {repo.describe()} is unreachable from the host: "
-                                   f"{host}:{port}: {res.stdout.strip()[:200]}")
-    if res.ok:
-        _reachable.add((target.name, repo.url))
+
+    def probe() -> bool | None:  # True: reachable (kept for this run); None: ask again next time
+        res = target.run(f"{target.python} -c {quote(_PROBE)} {quote(host)} {port} {timeout_s}", timeout=timeout_s + 30)
+        if res.exited == 3:
+            raise RepoUnreachableError(f"{target.name}: {repo.describe()} is unreachable from the host: "
+                                       f"{host}:{port}: {res.stdout.strip()[:200]}")
+        return True if res.ok else None
+
+    target.fact(("endpoint reachable", repo.url), probe)
 
 
 def make_secrets(*repos_and_prefixes: tuple[Repo, str]) -> dict[str, str]:
@@ -223,7 +226,7 @@ def run_restic(target: Target, repo: Repo, args: list[str], *, json: bool = True
     check_reachable(target, repo)
 
     def once() -> CmdResult:
-        res = target.run(cmd, write=write, secrets=env, timeout=timeout)
+        res = target.run(cmd, write=write, secrets=env, timeout=timeout, requires=repo.tool)
         if res.dry or res.ok:
             return res
         raise classify_failure(repo, target.name, res, label)

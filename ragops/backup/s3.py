@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..seam import controller_write
 from .errors import RepoUnreachableError, ResticError
 from .repository import Repo
 
@@ -50,8 +51,9 @@ def make_s3_client(repo: Repo, location: S3Location, region: str | None = None) 
                         region_name=region or dict(repo.options).get("s3.region") or "us-east-1")
 
 
-def ensure_bucket(repo: Repo, *, create: bool = True) -> BucketInfo:
-    """Check that the repository's bucket exists (create it if allowed) and read its versioning."""
+def ensure_bucket(repo: Repo, *, create: bool = True, dry: bool = False, who: str = "") -> BucketInfo:
+    """Check that the repository's bucket exists (create it if allowed) and read its versioning.
+    The checks are reads; creating the bucket is a change: under ``dry`` printed, not made."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     location = parse_s3_url(repo.url)
@@ -69,8 +71,9 @@ def ensure_bucket(repo: Repo, *, create: bool = True) -> BucketInfo:
                 raise ResticError(f"{where}: {code}: {exc}") from None
             existed = False
             if create:
-                client.create_bucket(Bucket=location.bucket)
-                created = True
+                made = controller_write(f"create S3 bucket {location.bucket} at {location.endpoint}",
+                                        lambda: client.create_bucket(Bucket=location.bucket), dry=dry, who=who)
+                created = made is not None
         versioning = "never enabled"
         if existed or created:
             status = client.get_bucket_versioning(Bucket=location.bucket).get("Status")

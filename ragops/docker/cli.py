@@ -15,7 +15,7 @@ from typing import Any
 
 from ..config import DockerSettings
 from ..errors import StepError
-from ..seam import CmdResult, Target, quote
+from ..seam import CmdResult, Target, Tool, quote
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -37,12 +37,11 @@ def run_docker(target: Target, args: list[str], *, write: bool = False, check: b
                timeout: float | None = 300) -> CmdResult:
     """Run the docker CLI on the host; with ``check`` a failure raises StepError naming host and command."""
     settings: DockerSettings = target.settings.docker
-    res = target.run(make_docker_command(settings, args), write=write, timeout=timeout)
+    tool = Tool("docker", settings.cli, "docker.cli") if check else None  # missing: a StepError
+    res = target.run(make_docker_command(settings, args), write=write, timeout=timeout, requires=tool)
     if check and not res.ok and not res.dry:
         shown = " ".join(["docker", *args])[:200]
         detail = res.stderr.strip()[-600:] or res.stdout.strip()[-600:]
-        if res.exited == 127:
-            detail = f"{settings.cli}: not found on the host"
         raise StepError(f"{target.name}: `{shown}` failed (exit {res.exited}): {detail}")
     return res
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import RunResult
+from ..seam import write_local_file
 
 
 def make_release_markdown(run: RunResult, meta: dict[str, Any]) -> str:
@@ -34,10 +35,10 @@ def _cell(text: str) -> str:
 
 
 def write_release_record(directory: str, run: RunResult, meta: dict[str, Any]) -> tuple[Path, Path]:
-    """Write <release_id>.md and <release_id>.json; return their paths."""
+    """Write <release_id>.md and <release_id>.json through the seam (under --dry, i.e. ``run.dry``,
+    only printed); return their paths."""
     out = Path(directory).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     md, js = out / f"{meta['release_id']}.md", out / f"{meta['release_id']}.json"
-    md.write_text(make_release_markdown(run, meta), encoding="utf-8")
-    js.write_text(json.dumps({**meta, "run": run.to_dict()}, indent=2, default=str) + "\n", encoding="utf-8")
+    write_local_file(md, make_release_markdown(run, meta), dry=run.dry)
+    write_local_file(js, json.dumps({**meta, "run": run.to_dict()}, indent=2, default=str) + "\n", dry=run.dry)
     return md, js

@@ -84,7 +84,8 @@ def make_data_mounts(data: list[DataClaim]) -> tuple[list[Obj], list[Obj]]:
 
 def make_cronjob(settings: RenderSettings, *, name: str, component: str, schedule: str, args: list[str],
                  api_version: str, policy: str | None = None, env: list[Obj] | None = None,
-                 volumes: list[Obj] | None = None, mounts: list[Obj] | None = None) -> Obj:
+                 volumes: list[Obj] | None = None, mounts: list[Obj] | None = None,
+                 affinity: Obj | None = None) -> Obj:
     """One hardened CronJob running `invoke <args>` in the ragops image."""
     if api_version not in CRONJOB_APIS:
         raise ValueError(f"CronJob api_version must be one of {CRONJOB_APIS}, got {api_version!r}")
@@ -120,6 +121,8 @@ def make_cronjob(settings: RenderSettings, *, name: str, component: str, schedul
         "containers": [container],
         "volumes": base_volumes + (volumes or []),
     }
+    if affinity:
+        pod_spec["affinity"] = affinity
     return {
         "apiVersion": api_version,
         "kind": "CronJob",
@@ -148,6 +151,13 @@ def make_cleanup_cronjob(settings: RenderSettings, api_version: str) -> Obj:
                         volumes=volumes, mounts=mounts)
 
 
+def make_affinity(data: list[DataClaim]) -> Obj | None:
+    """Required podAffinity (same node) to the pods holding the ReadWriteOnce claims (``colocate_with``)."""
+    terms = [{"labelSelector": {"matchLabels": dict(d.colocate_with)}, "topologyKey": "kubernetes.io/hostname"}
+             for d in data if d.colocate_with]
+    return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": terms}} if terms else None
+
+
 def make_policy_cronjobs(settings: RenderSettings, name: str, policy: Any, api_version: str) -> list[Obj]:
     """The backup CronJob (policy.schedule) and, if enabled, the restore-test one (restore_test.cadence)."""
     data_volumes, data_mounts = make_data_mounts(settings.data)
@@ -157,6 +167,7 @@ def make_policy_cronjobs(settings: RenderSettings, name: str, policy: Any, api_v
         "api_version": api_version, "policy": name, "env": make_secret_env(settings, policy),
         "volumes": data_volumes + secret_volumes + [scratch],
         "mounts": data_mounts + secret_mounts + [{"name": "scratch", "mountPath": "/var/tmp"}],
+        "affinity": make_affinity(settings.data),
     }
     jobs = [make_cronjob(settings, name=make_cronjob_name("backup", name), component="backup",
                          schedule=policy.schedule, args=["backup", "--policy", name], **common)]
@@ -188,12 +199,25 @@ def make_velero_schedule(settings: RenderSettings, name: str, policy: Any) -> Ob
     }
 
 
+def make_pod_policy(settings: RenderSettings, policy: Any) -> Obj:
+    """The policy as the pods read it: each data claim's mount_path as its source's data_dir (unless set).
+
+    Without this the backup asks Redis for its dir (CONFIG GET dir: the Redis pod's own ``/data``)
+    and copies from a path the backup pod does not have."""
+    data: Obj = policy.model_dump(mode="json", exclude_defaults=True)
+    for claim in settings.data:
+        if claim.source is None or getattr(policy.sources, claim.source).data_dir:
+            continue
+        data.setdefault("sources", {}).setdefault(claim.source, {})["data_dir"] = claim.mount_path
+    return data
+
+
 def make_support_objects(settings: RenderSettings, policies: dict[str, Any]) -> list[Obj]:
     """Namespace, ServiceAccount, least-privilege Role/RoleBinding, the config and policy ConfigMaps."""
     ns, sa = settings.namespace, settings.service_account
     labels = make_labels("ragops")
     meta = {"namespace": ns, "labels": labels}
-    policy_data = {f"{n}.yaml": yaml.safe_dump(p.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+    policy_data = {f"{n}.yaml": yaml.safe_dump(make_pod_policy(settings, p), sort_keys=False)
                    for n, p in sorted(policies.items())}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},

@@ -8,7 +8,7 @@ only the NAMES of the Kubernetes Secrets the CronJobs reference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -40,6 +40,8 @@ class DataClaim(Model):
     claim: str = Field(description="PersistentVolumeClaim name in the RAG namespace.")
     mount_path: str = Field(description="Where the backup and restore-test pods see it.")
     read_only: bool = Field(True, description="Mount read-only (backups only read the data).")
+    source: Literal["chroma", "redis"] | None = Field(None, description="Which backup source lives on this claim: its data_dir in the policies the pods read becomes mount_path (a server reports its OWN path, e.g. Redis' CONFIG GET dir `/data`, which the backup pod does not have). A policy's explicit data_dir wins.")
+    colocate_with: dict[str, str] | None = Field(None, description="Labels of the pod that mounts this ReadWriteOnce claim read-write (e.g. `{app.kubernetes.io/name: redis}`): the backup and restore-test pods get a required podAffinity to it (same node), since an RWO volume attaches to one node only. Unset: no affinity (RWX volumes, single-node clusters).")
 
 
 class RenderSettings(Model):

@@ -12,13 +12,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..config import HostSettings
+from ..errors import ToolNotFoundError
 from ..remote import script
 from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, format_bytes
 from ..runner import summarize_status
-from ..seam import Target, quote
+from ..seam import Target, Tool, quote
 from .secrets import read_redis_password
 
 MARK = "__RAGOPS_HTTP_STATUS__"
+CURL = Tool("curl")
+REDIS_CLI = Tool("redis-cli")
 
 
 @dataclass
@@ -43,10 +46,11 @@ def fetch(target: Target, url: str) -> tuple[int, str, str]:
     api = target.settings.api
     error = ""
     for attempt in range(api.retries + 1):
-        res = target.run(make_curl_command(url, api.timeout_s))
+        try:
+            res = target.run(make_curl_command(url, api.timeout_s), requires=CURL)
+        except ToolNotFoundError as exc:
+            return 0, "", exc.reason
         code, body = parse_curl(res.stdout)
-        if res.exited == 127:
-            return 0, "", "curl is not installed on the host"
         if code == api.expect_status:
             return code, body, ""
         error = res.stderr.strip() or f"HTTP {code}"
@@ -124,9 +128,11 @@ def check_redis(target: Target) -> Check:
     if not r.enabled:
         return Check("redis", SKIPPED, "redis checks disabled")
     password = read_redis_password(r)
-    res = target.run(make_redis_command(target.settings), secrets={"REDISCLI_AUTH": password} if password else None)
-    if res.exited == 127:
-        return Check("redis", FAILED, "redis-cli is not installed on the host")
+    try:
+        res = target.run(make_redis_command(target.settings), secrets={"REDISCLI_AUTH": password} if password else None,
+                         requires=REDIS_CLI)
+    except ToolNotFoundError as exc:
+        return Check("redis", FAILED, exc.reason)
     check = parse_redis(res.stdout, r.max_save_age_s)
     if check.status == FAILED and res.stderr.strip():
         check.message += f": {res.stderr.strip()[-200:]}"

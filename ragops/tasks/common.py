@@ -168,7 +168,7 @@ def finish(run: RunResult, json_out: bool) -> None:
         stopped = [h.host for h in run.hosts if h.exit_code == ExitCode.INTERRUPTED]
         if stopped:
             raise Exit(f"ragops {run.task}: {stopped_reason(run)} on {len(stopped)} of {len(run.hosts)} host(s): "
-                       f"{', '.join(stopped)} (writers resumed, scratch removed)", code=run.exit_code)
+                       f"{', '.join(stopped)}", code=run.exit_code)
         raise Exit(f"ragops {run.task}: failed on {len(bad)} of {len(run.hosts)} host(s): {', '.join(bad)}",
                    code=run.exit_code)
 

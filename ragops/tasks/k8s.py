@@ -17,7 +17,7 @@ from ..errors import ExitCode, RagopsError
 from ..report import StepResult
 from ..runner import Step
 from ..seam import Target, run_local
-from .common import HELP, execute
+from .common import HELP, execute, parse_float_flag, parse_text_flag, usage_errors
 
 KUBE_HELP = {
     "kubeconfig": "kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
@@ -29,6 +29,12 @@ KUBE_HELP = {
 
 def kube_helps(**extra: str) -> dict[str, str]:
     return {**KUBE_HELP, **extra}
+
+
+def parse_timeout(value: object, default: float) -> float:
+    """--timeout: seconds, a positive number."""
+    seconds = parse_float_flag("timeout", value, above=0)
+    return default if seconds is None else seconds
 
 
 def run_cluster_task(c, name: str, work: Callable[..., StepResult], *, kubeconfig, context, config, dry, json_) -> None:  # noqa: ANN001
@@ -81,12 +87,16 @@ def render(c, overlay=None, check=False, api_version="batch/v1", root=None):
 
 @task(help=kube_helps(cronjob="CronJob to start now, e.g. ragops-backup.", namespace="Its namespace (default rag-engine).",
                       timeout="Seconds to wait for the Job (default 1800).", dry="Server-side dry run only."))
-def run_now(c, cronjob, namespace="rag-engine", timeout=1800, dry=False, kubeconfig=None, context=None, config=None,
+def run_now(c, cronjob, namespace="rag-engine", timeout=None, dry=False, kubeconfig=None, context=None, config=None,
             json_=False):
     """Create a Job from a CronJob now (kubectl create job --from=cronjob/...), wait for it, show its logs."""
     from ..k8s.jobs import run_cronjob_now
 
-    run_cluster_task(c, "k8s.run-now", lambda k: run_cronjob_now(k, cronjob, namespace=namespace, timeout_s=float(timeout)),
+    with usage_errors("k8s.run-now", json_, dry=dry):
+        seconds = parse_timeout(timeout, 1800)
+        parse_text_flag("cronjob", cronjob, required=True)
+        parse_text_flag("namespace", namespace)
+    run_cluster_task(c, "k8s.run-now", lambda k: run_cronjob_now(k, cronjob, namespace=namespace, timeout_s=seconds),
                      kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)
 
 
@@ -94,7 +104,7 @@ def run_now(c, cronjob, namespace="rag-engine", timeout=1800, dry=False, kubecon
                       namespace="Namespace (default rag-engine).", container="Container to update (default: the only one, or the one whose image name matches).",
                       timeout="Seconds the rollout may take before it is undone (default 300).",
                       dry="Show the plan; writes are server-side dry runs where the server is reachable."))
-def upgrade(c, k8s, image, namespace="rag-engine", container=None, timeout=300, dry=False, kubeconfig=None,
+def upgrade(c, k8s, image, namespace="rag-engine", container=None, timeout=None, dry=False, kubeconfig=None,
             context=None, config=None, json_=False):
     """Set a Deployment's image, wait for the rollout; on timeout `rollout undo` and wait until healthy."""
     run_upgrade_task(c, k8s, image, namespace=namespace, container=container, timeout=timeout, dry=dry,
@@ -106,23 +116,29 @@ def run_upgrade_task(c, k8s, image, *, namespace=None, container=None, timeout=N
     """The body of k8s.upgrade, also called by `invoke upgrade --k8s ...` (ragops/tasks/release.py)."""
     from ..k8s.rollout import run_k8s_upgrade
 
-    if not image:
-        raise Exit("upgrade --k8s: --image is required", code=int(ExitCode.CONFIG_ERROR))
+    with usage_errors("k8s.upgrade", json_, dry=dry):
+        parse_text_flag("k8s", k8s, required=True)
+        parse_text_flag("image", image, required=True)
+        parse_text_flag("namespace", namespace)
+        seconds = parse_timeout(timeout, 300)
     run_cluster_task(c, "k8s.upgrade", lambda k: run_k8s_upgrade(k, k8s, image, namespace=namespace or "rag-engine",
-                                                                  container=container, timeout_s=float(timeout or 300)),
+                                                                  container=container, timeout_s=seconds),
                      kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)
 
 
 @task(help=kube_helps(namespace="Namespace to back up (default rag-engine).", wait="Wait for a final phase.",
                       name="Backup name (default <namespace>-<UTC timestamp>).", velero_namespace="Velero's namespace (default velero).",
                       timeout="Seconds to wait with --wait (default 1800).", dry="Server-side dry run only."))
-def backup(c, namespace="rag-engine", wait=False, name=None, velero_namespace="velero", timeout=1800, dry=False,
+def backup(c, namespace="rag-engine", wait=False, name=None, velero_namespace="velero", timeout=None, dry=False,
            kubeconfig=None, context=None, config=None, json_=False):
     """Create a Velero Backup of a namespace (its volumes included); --wait for Completed/Failed."""
     from ..k8s.velero import run_velero_backup
 
+    with usage_errors("velero.backup", json_, dry=dry):
+        seconds = parse_timeout(timeout, 1800)
+        parse_text_flag("name", name)
     run_cluster_task(c, "velero.backup", lambda k: run_velero_backup(k, namespace, velero_ns=velero_namespace, name=name,
-                                                                      wait=wait, timeout_s=float(timeout)),
+                                                                      wait=wait, timeout_s=seconds),
                      kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)
 
 
@@ -130,12 +146,15 @@ def backup(c, namespace="rag-engine", wait=False, name=None, velero_namespace="v
                       namespace="Namespace that was backed up (default rag-engine).", velero_namespace="Velero's namespace (default velero).",
                       image="Image of the verification Job (default ragops).", timeout="Seconds per wait (default 1800).",
                       dry="Server-side dry run only."))
-def restore_test(c, backup=None, namespace="rag-engine", velero_namespace="velero", image="ragops", timeout=1800,
+def restore_test(c, backup=None, namespace="rag-engine", velero_namespace="velero", image="ragops", timeout=None,
                  dry=False, kubeconfig=None, context=None, config=None, json_=False):
     """Restore into <ns>-restoretest-<ts>, wait for pods, run the verification Job, delete the namespace."""
     from ..k8s.velero import VerifySpec, run_velero_restore_test
 
+    with usage_errors("velero.restore-test", json_, dry=dry):
+        seconds = parse_timeout(timeout, 1800)
+        parse_text_flag("backup", backup)
     run_cluster_task(c, "velero.restore-test",
                      lambda k: run_velero_restore_test(k, namespace, backup=backup, velero_ns=velero_namespace,
-                                                       verify=VerifySpec(image=image), timeout_s=float(timeout)),
+                                                       verify=VerifySpec(image=image), timeout_s=seconds),
                      kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)

@@ -8,7 +8,8 @@
 - ``node_namespace`` (function): a fresh namespace pinned to that real node, deleted afterwards.
 - ``kubelet`` (session): the STAND-IN (kubelet_helper.StandInKubelet, Node ``node-1``): it marks
   pods of unpinned namespaces Running/Succeeded (``failing_jobs`` makes Job pods fail). Used only
-  where the real node cannot run the pods yet: the rendered ragops CronJobs and the Velero tests.
+  where the real node cannot run the pods yet: the Velero tests (the rendered ragops CronJobs run
+  on the real node: test_jobs.py).
 - ``namespace`` (function): a fresh unpinned namespace (its pods go to the stand-in), deleted afterwards.
 - ``velero`` (function): the Velero-server helper (velero_helper.py), outcomes reset to Completed.
 - ``kube`` (function): ragops' Kubectl pointed at the cluster with Debian's kubectl 1.20.

@@ -30,9 +30,8 @@
     for Job pods, and it finishes graceful deletions. It only touches pods on ``node-1``, which are
     those of unpinned namespaces: the scheduler puts them there, and the stand-in binds there the
     ones the scheduler cannot place because their claims have no volume. A pod with the real node's
-    selector is never touched. Kept only for what the real node cannot run yet: the rendered ragops
-    CronJobs (the ``ragops`` image is not built into the node's engine, their claims have no
-    volumes) and the Velero tests (the Velero server is a test helper that restores objects, not
+    selector is never touched. Kept only for what the real node cannot run yet: the Velero tests
+    (the rendered ragops CronJobs run on the real node since issue 15: test_jobs.py) (the Velero server is a test helper that restores objects, not
     data: the restored claims have no volumes; the verification Job runs the ``ragops`` image).
     Everything else - Deployments, ReplicaSets, Jobs, CronJobs, scheduling, namespaces, garbage
     collection - is the real kube-scheduler / kube-controller-manager.

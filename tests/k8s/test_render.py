@@ -188,3 +188,23 @@ def test_generated_velero_crds_are_structural_kubernetes_objects() -> None:
         validate_kubernetes(crd)
         spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
         assert spec["type"] == "object" and spec["properties"]
+
+
+def test_the_pods_policies_point_each_source_at_its_claims_mount(settings) -> None:
+    """Redis reports its own dir (`/data` in the Redis pod): the backup pod must read its mount instead."""
+    objs = make_base(settings, {"default": make_policy(), "explicit": make_policy(sources={"redis": {"data_dir": "/x"}})})
+    [cm] = [o for o in objs["ragops.yaml"] if o["metadata"]["name"] == "ragops-backup-policies"]
+    default = yaml.safe_load(cm["data"]["default.yaml"])
+    assert default["sources"]["redis"]["data_dir"] == "/data/redis"
+    assert default["sources"]["chroma"]["data_dir"] == "/data/chroma"
+    assert yaml.safe_load(cm["data"]["explicit.yaml"])["sources"]["redis"]["data_dir"] == "/x"  # the policy wins
+
+
+def test_backup_pods_follow_the_rwo_redis_claim_to_its_node(settings) -> None:
+    jobs = {j["metadata"]["name"]: j for j in make_base(settings, {"default": make_policy()})["cronjobs.yaml"]}
+    for name in ("ragops-backup", "ragops-restore-test"):
+        aff = jobs[name]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["affinity"]["podAffinity"]
+        [term] = aff["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term == {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}},
+                        "topologyKey": "kubernetes.io/hostname"}
+    assert "affinity" not in jobs["ragops-cleanup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
