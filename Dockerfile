@@ -15,7 +15,7 @@ ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic openssh-client sqlite3 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic openssh-client sqlite3 redis-server \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/ragops

@@ -1,14 +1,22 @@
-"""Results of a run: per-step and per-host records, the summary table, JSON, Prometheus textfiles."""
+"""Results of a run: per-step and per-host records, the summary table, JSON, Prometheus textfiles.
+
+Also the plan's unit, ``Step(name, run)``: domain modules build steps and results from here without
+importing the runner (``ragops.runner`` re-exports ``Step`` and ``summarize_status``).
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ExitCode
+
+if TYPE_CHECKING:
+    from .seam import Target
 
 OK, DEGRADED, FAILED, SKIPPED = "ok", "degraded", "failed", "skipped"
 STATUS_VALUE = {OK: 0, DEGRADED: 1, FAILED: 2, SKIPPED: 0}
@@ -26,10 +34,32 @@ class StepResult:
     details: dict[str, Any] = field(default_factory=dict)
     # extra gauges for the textfile: (metric name, labels, value)
     metrics: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
+    # explicit exit code (a ConfigError or VerifyError raised by the step); None: derived from status
+    exit_code: ExitCode | None = None
 
     @property
     def failed(self) -> bool:
         return self.status == FAILED
+
+
+StepFn = Callable[["Target"], StepResult]
+
+
+@dataclass
+class Step:
+    """One unit of a host's plan: ``run(target)`` returns its StepResult (or raises a RagopsError)."""
+
+    name: str
+    run: StepFn
+
+
+def summarize_status(steps: list[StepResult]) -> str:
+    """The worst status of the steps: failed > degraded > ok (skipped counts as ok)."""
+    if any(s.status == FAILED for s in steps):
+        return FAILED
+    if any(s.status == DEGRADED for s in steps):
+        return DEGRADED
+    return OK
 
 
 @dataclass
@@ -73,6 +103,10 @@ class RunResult:
             hd["bytes_freed"] = h.bytes_freed
             for s in hd["steps"]:
                 s.pop("metrics", None)
+                if s.get("exit_code") is None:  # only an explicit code appears (the JSON stays stable)
+                    s.pop("exit_code", None)
+                else:
+                    s["exit_code"] = int(s["exit_code"])
                 s["duration_s"] = round(s["duration_s"], 3)
             hd["duration_s"] = round(h.duration_s, 3)
             hosts.append(hd)

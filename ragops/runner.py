@@ -6,22 +6,37 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 
 from . import interrupts, output
-from .errors import ExitCode, Interrupted, LockHeldError, RagopsError, UnreachableError
+from .errors import (
+    ConfigError,
+    ExitCode,
+    Interrupted,
+    LockHeldError,
+    RagopsError,
+    UnreachableError,
+    VerifyError,
+)
 from .lock import HostLock
-from .report import DEGRADED, FAILED, OK, HostResult, StepResult, make_metrics_text, metrics_file_name
+from .report import (  # Step, StepFn and summarize_status are re-exported (they live in report)
+    DEGRADED,
+    FAILED,
+    OK,
+    HostResult,
+    Step,
+    StepFn,
+    StepResult,
+    make_metrics_text,
+    metrics_file_name,
+    summarize_status,
+)
 from .seam import Target
 
-StepFn = Callable[[Target], StepResult]
+__all__ = ["INTERRUPTED", "Step", "StepFn", "StepResult", "run_fleet", "run_host", "run_step", "summarize_status"]
+
 INTERRUPTED = "interrupted"  # HostResult.status of a host a signal cut short
-
-
-@dataclass
-class Step:
-    name: str
-    run: StepFn
+# A step's explicit exit code wins over the status-derived STEP_FAILED; first listed wins among them.
+EXPLICIT_EXIT_CODES = (ExitCode.CONFIG_ERROR, ExitCode.VERIFY_FAILED)
 
 
 def run_step(target: Target, step: Step) -> StepResult:
@@ -32,7 +47,10 @@ def run_step(target: Target, step: Step) -> StepResult:
     except UnreachableError:
         raise
     except RagopsError as exc:
-        result = StepResult(step.name, FAILED, message=str(exc))
+        # a usage/config error found by the step (exit 2) or damage found by a check (exit 5)
+        # keeps its exit code; any other error is a failed step (exit 1)
+        explicit = exc.exit_code if isinstance(exc, ConfigError | VerifyError) else None
+        result = StepResult(step.name, FAILED, message=str(exc), exit_code=explicit)
     except Exception as exc:  # noqa: BLE001 - a bug must not take the other hosts down
         output.error(target.name, "".join(traceback.format_exception(exc)[-3:]).strip())
         result = StepResult(step.name, FAILED, message=f"unexpected error: {type(exc).__name__}: {exc}")
@@ -65,12 +83,15 @@ def send_ping(target: Target, kind: str) -> None:
     target.http_get(full, timeout=target.settings.pings.timeout_s, what=f"ping {kind}")
 
 
-def summarize_status(steps: list[StepResult]) -> str:
-    if any(s.status == FAILED for s in steps):
-        return FAILED
-    if any(s.status == DEGRADED for s in steps):
-        return DEGRADED
-    return OK
+def host_exit_code(steps: list[StepResult], status: str, *, strict: bool = False) -> ExitCode:
+    """The worst explicit exit code of the steps (CONFIG_ERROR, then VERIFY_FAILED), else the one
+    derived from the host's status (STEP_FAILED for failed, or degraded when ``strict``)."""
+    explicit = {s.exit_code for s in steps if s.exit_code is not None}
+    for code in EXPLICIT_EXIT_CODES:
+        if code in explicit:
+            return code
+    bad = (FAILED, DEGRADED) if strict else (FAILED,)
+    return ExitCode.STEP_FAILED if status in bad else ExitCode.OK
 
 
 def mark_interrupted(result: HostResult, not_run: list[str]) -> None:
@@ -116,8 +137,7 @@ def run_host(target: Target, task: str, steps: list[Step], *, lock: bool = True,
                 with interrupts.shielded():
                     host_lock.release()
         result.status = summarize_status(result.steps)
-        bad = (FAILED, DEGRADED) if strict else (FAILED,)
-        result.exit_code = ExitCode.STEP_FAILED if result.status in bad else ExitCode.OK
+        result.exit_code = host_exit_code(result.steps, result.status, strict=strict)
         if cut_short:
             mark_interrupted(result, [s.name for s in steps[len(result.steps):]])
     except UnreachableError as exc:

@@ -12,8 +12,8 @@ import pytest
 from fleet_helpers import make_target
 
 from ragops import interrupts
-from ragops.errors import ExitCode, StepError
-from ragops.report import DEGRADED, FAILED, OK, HostResult, StepResult
+from ragops.errors import ConfigError, ExitCode, StepError, VerifyError
+from ragops.report import DEGRADED, FAILED, OK, HostResult, RunResult, StepResult
 from ragops.runner import Step, run_fleet, run_host
 
 
@@ -72,6 +72,70 @@ def test_a_degraded_step_fails_the_exit_code_only_when_strict(tmp_path):
     assert run_host(target, "maintain", [step]).exit_code == ExitCode.OK
     strict = run_host(target, "health", [step], lock=False, strict=True)
     assert strict.status == DEGRADED and strict.exit_code == ExitCode.STEP_FAILED
+
+
+# ------------------------------------------------------------------ a step's own exit code
+
+
+def verify_step(name, path, expected):
+    """Reads a file on the host and raises VerifyError when it differs (a restore test's check)."""
+    def run(target):
+        got = target.run(f"cat {path}").stdout
+        if got != expected:
+            raise VerifyError(f"{target.name}: {path}: content differs from the manifest")
+        return StepResult(name, OK)
+    return Step(name, run)
+
+
+def password_step(name, path):
+    """Reads a password file on the host and raises ConfigError when it is missing (exit 2)."""
+    def run(target):
+        if target.read_text(path) is None:
+            raise ConfigError(f"{target.name}: backup.password_file: {path} does not exist on the host")
+        return StepResult(name, OK)
+    return Step(name, run)
+
+
+def json_steps(result):
+    return RunResult(task="t", dry=False, hosts=[result]).to_dict()["hosts"][0]["steps"]
+
+
+def test_a_verify_error_raised_by_a_step_makes_the_host_exit_verify_failed(tmp_path):
+    data = tmp_path / "restored.txt"
+    data.write_text("damaged\n")
+    result = run_host(make_target(tmp_path, settings(tmp_path)), "restore-test", [verify_step("verify", data, "intact\n")])
+    assert result.status == FAILED and result.exit_code == ExitCode.VERIFY_FAILED == 5
+    assert result.steps[0].exit_code == ExitCode.VERIFY_FAILED
+    assert result.steps[0].message.endswith("content differs from the manifest")
+    assert json_steps(result)[0]["exit_code"] == 5
+
+
+def test_a_config_error_raised_by_a_step_makes_the_host_exit_config_error(tmp_path):
+    missing = tmp_path / "no-such-password"
+    result = run_host(make_target(tmp_path, settings(tmp_path)), "backup", [password_step("backup", missing)])
+    assert result.status == FAILED and result.exit_code == ExitCode.CONFIG_ERROR == 2
+    assert json_steps(result)[0]["exit_code"] == 2
+
+
+def test_a_config_error_wins_over_a_verify_error_and_a_plain_failure(tmp_path):
+    data = tmp_path / "restored.txt"
+    data.write_text("damaged\n")
+    steps = [failing_step("cleanup", []), verify_step("health", data, "intact\n"),
+             password_step("backup", tmp_path / "no-such-password")]
+    target = make_target(tmp_path, settings(tmp_path, steps=["cleanup", "health", "backup"],
+                                            continue_on_error=["cleanup", "health"]))
+    assert run_host(target, "maintain", steps).exit_code == ExitCode.CONFIG_ERROR
+    assert run_host(target, "maintain", steps[:2]).exit_code == ExitCode.VERIFY_FAILED
+
+
+def test_a_failed_step_without_an_explicit_code_exits_step_failed_and_its_json_has_no_exit_code(tmp_path):
+    target = make_target(tmp_path, settings(tmp_path))
+    for step in (failing_step("cleanup", []), failing_step("cleanup", [], StepError("disk on fire"))):
+        result = run_host(target, "maintain", [step])
+        assert result.status == FAILED and result.exit_code == ExitCode.STEP_FAILED == 1
+        assert result.steps[0].exit_code is None and "exit_code" not in json_steps(result)[0]
+    ok = run_host(target, "maintain", [ok_step("cleanup", [])])
+    assert ok.exit_code == ExitCode.OK and "exit_code" not in json_steps(ok)[0]
 
 
 def test_metrics_are_written_per_step_and_for_the_task(tmp_path):

@@ -21,9 +21,9 @@ Format (``format: 1``; every path absolute, as restic stores and restores it)::
       "files": {"<absolute staged file>": {"sha256": "...", "bytes": N}, ...}
     }
 
-The restore test reads it from the restored tree (``<restore root><staging_dir>/ragops-manifest.json``)
-and checks the chroma record with ``ragops/remote/chroma_inspect.py verify`` and the redis record
-with ``ragops.backup.sources.redis.run_dump_digest``.
+Each record is written by its data source's ``stage`` (``kind`` is the source's registry key) and
+checked after a restore by the same source's ``verify`` (``ragops.backup.sources.registry``). The
+restore test reads the manifest from the restored tree (``<restore root><staging_dir>/ragops-manifest.json``).
 """
 
 from __future__ import annotations
@@ -35,38 +35,33 @@ from typing import Any
 
 from .. import __version__ as tool_version
 from ..errors import StepError
-from ..seam import Target, quote
+from ..seam import Target
+from ..seam_runners import CmdResult
 from .sources import OWNER_NAME, parse_json_line
+from .sources.hooks import HostScripts, Scripts
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "ragops-manifest.json"
 REQUIRED = ("format", "tool_version", "restic_version", "host", "created", "policy", "staging_dir", "sources", "files")
 
-HASH_SCRIPT = (
-    "import hashlib,json,os,sys\n"
-    "root=sys.argv[1];out={}\n"
-    "for d,_,fs in os.walk(root):\n"
-    " for f in fs:\n"
-    "  p=os.path.join(d,f)\n"
-    "  if (d==root and f in sys.argv[2:]) or os.path.islink(p): continue\n"
-    "  h=hashlib.sha256()\n"
-    "  with open(p,'rb') as fh:\n"
-    "   for b in iter(lambda: fh.read(1<<20), b''): h.update(b)\n"
-    "  out[p]={'sha256':h.hexdigest(),'bytes':os.path.getsize(p)}\n"
-    "print(json.dumps({'ok':True,'files':out}))\n"
-)
 
 
-def make_hash_command(run_dir: str, python: str = "python3") -> str:
-    """Hash every file below run_dir except the manifest and the run's owner marker (not in the snapshot)."""
-    return f"{python} -c {quote(HASH_SCRIPT)} {quote(run_dir)} {MANIFEST_NAME} {OWNER_NAME}"
+def make_hash_args(root: str) -> list[str]:
+    """``ragops/remote/hash_files.py`` arguments: every file below ``root`` except the manifest and
+    the run's owner marker (not in the snapshot)."""
+    return [root, MANIFEST_NAME, OWNER_NAME]
+
+
+def run_hash(target: Target, root: str, scripts: Scripts | None = None) -> CmdResult:
+    """Hash the staged files below ``root`` on the host (one pass); the backup and the restore test share it."""
+    return (scripts or HostScripts(target)).run_script("hash_files", make_hash_args(root))
 
 
 def run_hash_files(target: Target, run_dir: str) -> dict[str, dict[str, Any]]:
     """sha256 and size of every staged file (on the host, one pass)."""
     if target.dry:
         return {}
-    res = target.run(make_hash_command(run_dir, target.python))
+    res = run_hash(target, run_dir)
     if not res.ok:
         raise StepError(f"{target.name}: hashing the staged files in {run_dir} failed: {res.stderr.strip()[-300:]}")
     return parse_json_line(res.stdout, "hash staged files")["files"]
@@ -132,6 +127,3 @@ def run_write_manifest(target: Target, run_dir: str, doc: dict[str, Any]) -> str
     target.put_text(json.dumps(doc, indent=1, sort_keys=False) + "\n", path, mode="0600")
     return path
 
-
-def find_source(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    return next((r for r in doc.get("sources", []) if r.get("kind") == kind), None)

@@ -25,7 +25,15 @@ from .repository import (
     unlock,
     with_stale_lock_retry,
 )
-from .restic_backup import BackupSummary, backup, init, make_backup_args, make_progress, parse_backup_output
+from .restic_backup import (
+    BackupSummary,
+    backup,
+    init,
+    make_backup_args,
+    make_progress,
+    parse_backup_output,
+    run_check_bucket,
+)
 from .restic_restore import CheckResult, check, copy, make_copy_command, parse_restored_snapshot, restore
 from .restic_snapshots import (
     ForgetResult,
@@ -40,7 +48,7 @@ from .restic_snapshots import (
 
 __all__ = [
     "Repo", "make_repo", "make_restic_command", "run_restic", "detect_version", "unlock",
-    "with_stale_lock_retry", "init", "backup", "snapshots", "forget", "prune", "check", "restore",
+    "with_stale_lock_retry", "init", "run_check_bucket", "backup", "snapshots", "forget", "prune", "check", "restore",
     "copy", "verify_present", "stats", "BackupSummary", "Snapshot", "ForgetResult", "CheckResult",
     "make_backup_args", "make_forget_args", "make_copy_command", "parse_backup_output", "make_progress",
     "parse_restored_snapshot", "check_reachable", "classify_failure", "make_secrets", "parse_json_lines",

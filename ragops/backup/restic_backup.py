@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import output
 from ..errors import ConfigError
@@ -24,6 +24,9 @@ from .repository import (
     run_restic,
     with_stale_lock_retry,
 )
+
+if TYPE_CHECKING:
+    from .s3 import BucketInfo
 
 
 @dataclass
@@ -41,15 +44,24 @@ class BackupSummary:
     dry: bool = False
 
 
+def run_check_bucket(target: Target, repo: Repo) -> BucketInfo | None:
+    """For an s3 repository: check the bucket from the controller (create it if the policy allows;
+    under --dry the creation is printed, not made) and report its versioning state. None otherwise."""
+    if not repo.is_s3:
+        return None
+    from .s3 import ensure_bucket
+
+    bucket = ensure_bucket(repo, create=repo.create_bucket, dry=target.dry, who=target.name)
+    output.info(target.name, f"{repo.describe()}: {bucket.message}")
+    return bucket
+
+
 def init(target: Target, repo: Repo, *, check_bucket: bool = True) -> bool:
     """Create the repository unless it exists. True if created now; an existing one is left alone
-    (its password is verified on the way). For s3: first check/create the bucket from the
-    controller and report its versioning state (``check_bucket=False``: the caller just did)."""
-    if repo.is_s3 and check_bucket:
-        from .s3 import ensure_bucket
-
-        bucket = ensure_bucket(repo, create=repo.create_bucket, dry=target.dry, who=target.name)
-        output.info(target.name, f"{repo.describe()}: {bucket.message}")
+    (its password is verified on the way). For s3: first ``run_check_bucket`` (``check_bucket=False``:
+    the caller just did)."""
+    if check_bucket:
+        run_check_bucket(target, repo)
     try:
         run_restic(target, repo, ["cat", "config"], json=False, what="init (existence check)")
         output.info(target.name, f"{repo.describe()} already initialized")

@@ -2,8 +2,8 @@
 
 ``run_backup_step(target)`` is what ``maintain`` runs (policy from ``backup.policy``);
 ``run_backup(target, policy_name)`` is what ``invoke backup --policy X`` runs. The host lock is
-taken by the runner. Order: (S3) ensure the bucket; hooks.before; stage redis, chroma and record
-paths in ``<staging_dir>/run-*``; write ragops-manifest.json there; ``restic backup`` of the staging
+taken by the runner. Order: (S3) ensure the bucket; hooks.before; stage every registered data
+source (``sources.registry``: redis, chroma, paths) in ``<staging_dir>/run-*``; write ragops-manifest.json there; ``restic backup`` of the staging
 dir plus the in-place paths; check the snapshot exists; copy it to the secondary and check it there;
 ``forget`` with the policy's retention (prune only when something went); hooks.after, or
 hooks.on_failure with the error. The staging dir is removed before the snapshot is verified.
@@ -20,16 +20,12 @@ from ..errors import RagopsError, StepError
 from ..report import SKIPPED, StepResult, format_bytes
 from ..seam import Target, quote
 from ..space import run_size_of, run_space_preflight
-from ..steps.secrets import read_redis_password
 from . import leftovers, restic
 from .last_backup import run_record_backup  # restore-test compares its snapshot with this record
 from .manifest import make_manifest, run_hash_files, run_write_manifest
 from .policy import Policy, load_host_policy
 from .retention import make_forget_skip_reason
-from .sources import OWNER_NAME, Staged, run_staging
-from .sources import chroma as chroma_source
-from .sources import paths as paths_source
-from .sources import redis as redis_source
+from .sources import OWNER_NAME, Staged, registry, run_staging
 
 
 def make_tags(policy: Policy) -> list[str]:
@@ -52,16 +48,14 @@ def run_hooks(target: Target, commands: list[str], env: dict[str, str], timeout:
 
 
 def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
-    """Stage every source; Redis, Chroma and paths are independent stores, so they run in parallel.
+    """Stage every registered source; they are independent stores, so they run in parallel.
     All of them have finished (or failed) when this returns; the first error is raised."""
     from concurrent.futures import ThreadPoolExecutor
 
-    src = policy.sources
-    stages = (lambda: redis_source.run_stage(target, src.redis, run_dir),
-              lambda: chroma_source.run_stage(target, src.chroma, run_dir),
-              lambda: paths_source.run_stage(target, src.paths))
-    with ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix=f"stage-{target.name}") as pool:
-        futures = [pool.submit(stage) for stage in stages]
+    keys = registry.keys()
+    with ThreadPoolExecutor(max_workers=len(keys), thread_name_prefix=f"stage-{target.name}") as pool:
+        futures = [pool.submit(registry.hook(key, "stage"), target, registry.settings_of(key, policy), run_dir)
+                   for key in keys]
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
         raise errors[0]  # type: ignore[misc]
@@ -74,47 +68,28 @@ def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
     return staged
 
 
-def run_staged_paths(target: Target, policy: Policy) -> dict[str, str]:
-    """source name -> the path on the host whose copy the run stages: the Chroma dir, and the Redis
-    dump (its last dump on disk: a BGSAVE now may be larger by what was written since) or AOF dir.
-    ``paths`` are backed up in place and need no staging space."""
-    out: dict[str, str] = {}
-    src = policy.sources
-    chroma_dir = src.chroma.data_dir or target.settings.chroma.data_dir
-    if src.chroma.enabled and chroma_dir:
-        out["chroma"] = chroma_dir
-    r = target.settings.redis
-    if src.redis.enabled and r.enabled:
-        info = redis_source.run_remote_probe(target, "info", read_redis_password(r))
-        data_dir = src.redis.data_dir or info.get("dir")
-        if data_dir:
-            if info.get("appendonly") and not src.redis.aof_fallback:
-                out["redis"] = f"{data_dir}/{info.get('appenddirname') or 'appendonlydir'}"
-            else:
-                out["redis"] = f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}"
-    return out
+def run_staged_paths(target: Target, policy: Policy) -> dict[str, list[str]]:
+    """source name -> the path on the host whose copy the run stages (each source's
+    ``staging_paths``: e.g. the Chroma dir, the Redis dump or AOF dir; ``paths`` need none)."""
+    out = {key: registry.hook(key, "staging_paths")(target, registry.settings_of(key, policy)) for key in registry.keys()}
+    return {key: found for key, found in out.items() if found}
 
 
 def run_staging_preflight(target: Target, policy: Policy, staging_dir: str) -> dict[str, Any]:
     """Measure what the run stages (:func:`ragops.space.run_size_of`: conservative for sparse files and
     reflinks) and refuse (SpaceError) before staging if it would cross the floor. Returns the figures."""
     paths = run_staged_paths(target, policy)
-    sizes = {name: run_size_of(target, [path]) for name, path in paths.items()}
+    sizes = {name: run_size_of(target, found) for name, found in paths.items()}
     need = sum(sizes.values())
-    what = "backup staging (" + (", ".join(f"{n} {paths[n]}" for n in sizes) or "nothing to stage") + ")"
+    what = "backup staging (" + (", ".join(f"{n} {' '.join(paths[n])}" for n in sizes) or "nothing to stage") + ")"
     run_space_preflight(target, staging_dir, need, what=what)
     return {"need_bytes": need, "sources": sizes}
 
 
 def make_details(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Short per-source summary for the report (the full record is in the snapshot's manifest)."""
-    out = []
-    for rec in doc["sources"]:
-        keep = {k: v for k, v in rec.items() if k not in ("collections", "checks", "entries")}
-        if "collections" in rec:
-            keep["collections"] = {c["name"]: c.get("count") for c in rec["collections"]}
-        out.append(keep)
-    return out
+    return [registry.hook(str(rec.get("kind")), "describe")(rec) if rec.get("kind") in registry.SOURCES else dict(rec)
+            for rec in doc["sources"]]
 
 
 def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.Repo,

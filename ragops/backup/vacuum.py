@@ -15,6 +15,7 @@ from datetime import datetime
 
 from .. import output
 from ..errors import ConfigError, StepError
+from ..remote import script
 from ..report import OK, StepResult, format_bytes
 from ..seam import Target, quote
 from . import restic
@@ -23,14 +24,13 @@ from .sources.chroma import hold_writer
 from .step import make_tags
 
 FRESH_S = 26 * 3600
-SQLITE_VACUUM = "import sqlite3,sys\ndb=sqlite3.connect(sys.argv[1],timeout=60)\ndb.execute('VACUUM')\ndb.close()\n"
 
 
 def make_vacuum_command(chroma_python: str, data_dir: str, has_cli: bool, python: str = "python3") -> str:
     if has_cli:
         cli = os.path.join(os.path.dirname(chroma_python), "chroma")
         return f"{quote(cli)} vacuum --path {quote(data_dir)} --force"
-    return f"{python} -c {quote(SQLITE_VACUUM)} {quote(data_dir + '/chroma.sqlite3')}"
+    return f"{python} -c {quote(script('sqlite_vacuum'))} {quote(data_dir + '/chroma.sqlite3')}"
 
 
 def parse_snapshot_time(text: str) -> float:

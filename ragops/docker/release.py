@@ -1,4 +1,4 @@
-"""release: the release-day runbook as code, for one host (batches across hosts: ragops/tasks/release.py).
+"""release: the release-day runbook as code, for one host (batches across hosts: release_batches.py).
 
 Steps, each timed and logged: preflight (the health step: API, Redis, Chroma, disk; the host lock
 is held for the whole run), backup (the backup step when a policy is configured, unless
@@ -21,8 +21,8 @@ from .. import output
 from ..config import HostSettings
 from ..errors import ConfigError, ExitCode, LockHeldError, RagopsError, UnreachableError
 from ..lock import HostLock
-from ..report import FAILED, OK, SKIPPED, HostResult, StepResult
-from ..runner import Step, run_step, summarize_status
+from ..report import FAILED, OK, SKIPPED, HostResult, Step, StepResult, summarize_status
+from ..runner import run_step
 from ..seam import Target
 from ..steps.health import make_curl_command, parse_curl, run_health
 from .upgrade import find_service, make_outcome_result, run_upgrade_service

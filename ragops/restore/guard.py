@@ -14,74 +14,32 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from ..backup import restic
 from ..backup.repository import run_restic
-from ..backup.sources import parse_json_line
+from ..backup.sources import parse_json_line, registry
+from ..backup.sources.hooks import is_count, is_inside, is_safe_path
 from ..errors import StepError
 from ..remote import script
 from ..seam import Target, quote
 from .compare import Check
 
 TREE_CHECK = "restored tree: only regular files and directories"
-KINDS = ("redis", "chroma", "paths")
-
-
-def is_safe_path(path: Any) -> bool:
-    """Absolute, normalized (no '.', '..', '//', trailing '/'), no NUL or newline."""
-    return (isinstance(path, str) and path.startswith("/") and os.path.normpath(path) == path
-            and "\0" not in path and "\n" not in path and ".." not in path.split("/"))
-
-
-def is_inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
-def is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+__all__ = ["TREE_CHECK", "is_safe_path", "is_inside", "is_count", "check_source", "check_manifest", "run_tree_check",
+           "run_listing_check"]
 
 
 def check_source(i: int, rec: Any, staging: str) -> list[str]:
+    """One untrusted record: a registered source's kind, then that source's own field checks."""
     where = f"manifest: sources[{i}]"
     if not isinstance(rec, dict):
         return [f"{where}: not an object"]
     kind = rec.get("kind")
-    if kind not in KINDS:
-        return [f"{where}: kind {str(kind)[:40]!r} is not one of {', '.join(KINDS)}"]
-    bad = []
-    if kind in ("redis", "chroma"):
-        path = rec.get("path")
-        if not (isinstance(path, str) and is_safe_path(path) and is_inside(path, staging) and path != staging):
-            bad.append(f"{where}.path {str(path)[:80]!r}: not a normalized absolute path inside the staging dir {staging}")
-    if kind == "redis":
-        if rec.get("method") not in ("bgsave", "aof"):
-            bad.append(f"{where}.method {str(rec.get('method'))[:20]!r}: not bgsave or aof")
-        aof = rec.get("aof_dir")
-        if rec.get("method") == "aof" and not (isinstance(aof, str) and aof not in ("", ".", "..") and "/" not in aof
-                                                and "\0" not in aof):
-            bad.append(f"{where}.aof_dir {str(aof)[:40]!r}: not a plain directory name")
-        keys = rec.get("db_keys")
-        if keys is not None and not (isinstance(keys, dict) and all(str(k).isdigit() and is_count(v) for k, v in keys.items())):
-            bad.append(f"{where}.db_keys: not a map of db number to key count")
-        for key in ("sample_size", "keys"):
-            if rec.get(key) is not None and not is_count(rec[key]):
-                bad.append(f"{where}.{key}: not a count")
-        if rec.get("sample_digest") is not None and not isinstance(rec["sample_digest"], str):
-            bad.append(f"{where}.sample_digest: not a string")
-    if kind == "chroma":
-        if rec.get("data_dir") is not None and not is_safe_path(rec["data_dir"]):
-            bad.append(f"{where}.data_dir {str(rec['data_dir'])[:80]!r}: not a normalized absolute path")
-        cols = rec.get("collections", [])
-        if not isinstance(cols, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
-                                                 and is_count(c.get("count", 0)) for c in cols):
-            bad.append(f"{where}.collections: not a list of {{name, count, ...}} objects")
-    if kind == "paths":
-        entries = rec.get("entries", [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and is_safe_path(e.get("path")) for e in entries):
-            bad.append(f"{where}.entries: not a list of objects with a normalized absolute path")
-    return bad
+    if kind not in registry.SOURCES:
+        return [f"{where}: kind {str(kind)[:40]!r} is not one of {', '.join(registry.keys())}"]
+    problems: list[str] = registry.hook(str(kind), "check_record")(where, rec, staging)
+    return problems
 
 
 def check_manifest(doc: Any, staging: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,10 @@ from .. import output
 from ..backup import restic
 from ..backup.errors import ResticError
 from ..backup.last_backup import read_last_backup
+from ..backup.manifest import MANIFEST_NAME
 from ..backup.policy import Policy
+from ..backup.sources import registry
+from ..backup.sources.hooks import HostScripts, TestContext
 from ..backup.step import make_tags
 from ..config import Host
 from ..errors import ExitCode, RagopsError, VerifyError
@@ -28,7 +32,6 @@ from ..runner import Step
 from ..seam import Target, quote
 from . import freshness, guard, plan, record, setup, verify
 from .compare import Check, summarize
-from .prewarm import ChromaPrewarm
 from .snapshot import load_policy, lookup_snapshot, read_manifest, resolve_snapshot
 
 __all__ = ["Options", "load_policy", "resolve_snapshot", "make_restore_test_step", "run_restore_test"]
@@ -49,32 +52,19 @@ class Options:
     read_data_subset: str | None = field(default="policy")  # "policy": the policy's check.read_data_subset
 
 
-def run_verify_phase(target: Target, layout: plan.Layout, doc: dict[str, Any], manifest_path: str, policy: Policy,
-                     options: Options, port: int | None, live_target: Target, subset: str | None,
-                     repo: restic.Repo, timings: dict[str, float], prewarm: ChromaPrewarm | None = None) -> list[Check]:
-    """Files + Redis, Chroma (+ compatibility) and the repository check, in parallel (independent reads)."""
+def run_verify_phase(ctx: TestContext, layout: plan.Layout, doc: dict[str, Any], subset: str | None, repo: restic.Repo,
+                     timings: dict[str, float]) -> list[Check]:
+    """Files, every data source's ``verify`` and the repository check, in parallel (independent reads)."""
+    records = list(registry.records_by_key(doc))
 
-    def files_and_redis() -> list[Check]:
-        checks = [verify.run_files_check(target, layout, doc)]
-        for rec in doc["sources"]:
-            if rec.get("kind") == "redis" and rec.get("path"):
-                checks += verify.run_redis_checks(target, layout, rec, port, policy.sources.redis.check_rdb)
-        return checks
+    def source(key: str) -> Callable[[], list[Check]]:
+        verify_one = registry.hook(key, "verify")
+        return lambda: [c for k, rec in records if k == key for c in verify_one(ctx, rec)]
 
-    def chroma() -> list[Check]:
-        checks: list[Check] = []
-        for rec in doc["sources"]:
-            if rec.get("kind") == "chroma" and rec.get("path"):
-                checks += verify.run_chroma_checks(target, target.settings.backup.chroma_python, layout, rec, manifest_path,
-                                                   min_overlap=options.min_overlap, selfcheck=options.selfcheck,
-                                                   prewarm=prewarm)
-                live_dir = policy.sources.chroma.data_dir or live_target.settings.chroma.data_dir
-                compat = verify.run_compat_check(live_target, rec, live_dir)
-                checks += [compat] if compat else []
-        return checks
-
-    groups = {"files+redis": files_and_redis, "chroma": chroma,
-              "repository": lambda: [verify.run_repository_check(target, repo, subset)]}
+    groups: dict[str, Callable[[], list[Check]]] = {
+        "files": lambda: [verify.run_files_check(ctx.target, layout, doc, ctx.scripts)]}
+    groups.update({key: source(key) for key in registry.keys() if any(k == key for k, _ in records)})
+    groups["repository"] = lambda: [verify.run_repository_check(ctx.target, repo, subset)]
     return run_parallel(groups, timings)
 
 
@@ -116,16 +106,17 @@ def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, 
 
 def run_phases(target: Target, source: Host, live_target: Target, policy: Policy, repo: restic.Repo,
                snap_future: Future[Found], need_future: Future[int], layout: plan.Layout, options: Options,
-               phases: dict[str, float], timings: dict[str, float]) -> tuple[restic.Snapshot | None, list[Check]]:
+               phases: dict[str, float], timings: dict[str, float],
+               plan_names: list[str]) -> tuple[restic.Snapshot | None, list[Check]]:
     """Remove dead runs' leftovers, create the scratch dir, check its free space, restore, check the
     restored tree (nothing opens it before), start, verify; always clean up. Returns the snapshot
     tested (the lookup's error propagates) and the checks."""
     checks: list[Check] = []
     snap: restic.Snapshot | None = None
     subset = policy.check.read_data_subset if options.read_data_subset == "policy" else options.read_data_subset
-    port = None
     created = False
-    prewarm: ChromaPrewarm | None = None
+    ctx = TestContext(target=target, live_target=live_target, policy=policy, layout=layout, options=options,
+                      scripts=HostScripts(target))
     setup.run_remove_leftovers(target, os.path.dirname(layout.root), layout.root)
     try:
         target.run(plan.make_create_command(layout), check=True)
@@ -136,8 +127,8 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
             snap_future.result()  # no such snapshot: the lookup's error says so best
             raise
         setup.run_space_check(target, layout.root, need)
-        if policy.sources.chroma.enabled:  # ChromaDB's import overlaps the restore
-            prewarm = ChromaPrewarm(target, target.settings.backup.chroma_python, layout)
+        for key in registry.keys():  # e.g. ChromaDB's import overlaps the restore
+            registry.hook(key, "begin")(ctx)
         t0 = time.monotonic()
         snap, restored = run_restore(target, repo, policy, source.name, options.snapshot, layout, snap_future)
         checks += [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}"), restored]
@@ -152,24 +143,22 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         if doc is not None:
             plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy, doc))
             t1 = time.monotonic()
-            redis_rec = next((r for r in doc["sources"] if r.get("kind") == "redis" and r.get("path")), None)
-            if redis_rec is not None:
-                port, loaded = verify.run_redis_start(target, layout, redis_rec)
-                checks.append(loaded)
+            for key, rec in registry.records_by_key(doc):
+                checks += registry.hook(key, "start")(ctx, rec)
             phases["start"] = time.monotonic() - t1
             t2 = time.monotonic()
-            manifest_path = f"{layout.restored(doc['staging_dir'])}/{plan.MANIFEST_NAME}"
-            checks += run_verify_phase(target, layout, doc, manifest_path, policy, options, port, live_target, subset,
-                                       repo, timings, prewarm)
+            ctx.manifest_path = f"{layout.restored(doc['staging_dir'])}/{MANIFEST_NAME}"
+            plan_names[:] = plan.make_check_plan(doc, read_data_subset=subset, selfcheck=options.selfcheck,
+                                                 compat=True)
+            checks += run_verify_phase(ctx, layout, doc, subset, repo, timings)
         else:
             t2 = time.monotonic()
             checks.append(verify.run_repository_check(target, repo, subset))
         phases["verify"] = time.monotonic() - t2
     finally:
-        if prewarm is not None:
-            prewarm.close()
+        for key in registry.keys():
+            registry.hook(key, "end")(ctx)
         if created:
-            verify.run_redis_stop(target, layout)
             if options.keep:
                 output.info(target.name, f"--keep: scratch dir kept for inspection: {layout.root}")
             else:
@@ -215,8 +204,9 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     lookup.shutdown(wait=False)
     phases: dict[str, float] = {}
     timings: dict[str, float] = {}
+    plan_names: list[str] = []
     found, checks = run_phases(target, source, live_target, policy, repo, snap_future, need_future, layout, options,
-                               phases, timings)
+                               phases, timings, plan_names)
     assert found is not None  # run_phases raises the lookup's error otherwise
     snap = found
     checks.insert(1, freshness.check_recorded(recorded, snap_future.result()[1], snap, repo.describe()))
@@ -244,6 +234,7 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
     result.details = {"snapshot": snap.id, "snapshot_time": snap.time, "source": source.name, "verified_on": target.name,
                       "repository": repo.url, "ok": ok, "rto_s": round(rto, 3),
                       "phases": {k: round(v, 3) for k, v in phases.items()}, "verify_timings": timings,
+                      "plan": plan_names,
                       "verified_bytes": verified,
                       "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
                       "verify_failed": not ok, "stale": stale}

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ..backup import restic
-from ..backup.manifest import validate_manifest
+from ..backup.manifest import MANIFEST_NAME, validate_manifest
 from ..backup.policy import Policy, load_host_policy
 from ..backup.step import make_tags
 from ..config import Host
@@ -65,7 +65,7 @@ def read_manifest(target: Target, layout: plan.Layout, snap: restic.Snapshot) ->
     staging = find_staging(snap)
     if staging is None:
         return None, Check("manifest", False, f"snapshot {snap.short_id} has no ragops staging dir among {snap.paths[:3]}")
-    path = f"{layout.restored(staging)}/{plan.MANIFEST_NAME}"
+    path = f"{layout.restored(staging)}/{MANIFEST_NAME}"
     text = target.read_text(path)
     try:
         doc = json.loads(text) if text else None

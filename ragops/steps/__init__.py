@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..runner import Step
+from ..report import Step
 
 # step name -> "module:function"; later capabilities (docker, backup) register here too.
 STEP_FUNCTIONS = {

@@ -14,8 +14,7 @@ from typing import Any
 from ..config import HostSettings
 from ..errors import ToolNotFoundError
 from ..remote import script
-from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, format_bytes
-from ..runner import summarize_status
+from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, format_bytes, summarize_status
 from ..seam import Target, Tool, quote
 from .secrets import read_redis_password
 

@@ -8,7 +8,7 @@ from invoke import task
 
 from .. import output
 from ..config import Host
-from ..report import OK, SKIPPED, StepResult
+from ..report import OK, StepResult
 from ..runner import Step
 from ..seam import Target
 from .common import SHARED, execute, helps, parse_text_flag, usage_errors
@@ -27,18 +27,6 @@ def _plan(name: str, fn: Callable[[Target], StepResult], policy: str | None) -> 
         return [Step(name, fn)]
 
     return plan
-
-
-def _policy(target: Target, policy: str | None):  # noqa: ANN202 - (name, Policy) or (None, None)
-    from ..backup.policy import load_host_policy
-
-    chosen = policy or target.settings.backup.policy
-    loaded = load_host_policy(target.host, policy)
-    return (chosen, loaded) if loaded is not None else (None, None)
-
-
-def _skipped(step: str) -> StepResult:
-    return StepResult(step, SKIPPED, message="no backup policy configured (set backup.policy or pass --policy)")
 
 
 def parse_subset(value: str | None) -> str | None:
@@ -71,44 +59,23 @@ def backup(c, host=None, config=None, policy=None, dry=False, json_=False, paral
 @task(help=_flags(*SHARED))
 def init(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Create the policy's repository (and the secondary), idempotently; S3 buckets are created/checked first."""
-    from ..backup import restic
+    from ..backup.maintenance import run_init
 
-    def run(target: Target) -> StepResult:
-        name, pol = _policy(target, policy)
-        if pol is None:
-            return _skipped("backup.init")
-        result = StepResult("backup.init", details={"policy": name})
-        made = []
-        for settings, role in ((pol.repository, "primary"), (pol.secondary, "secondary")):
-            if settings is None:
-                continue
-            repo = restic.make_repo(target, settings, role=role)
-            checked = False
-            if repo.is_s3 and settings.s3 is not None and not target.dry:
-                from ..backup.s3 import ensure_bucket
-
-                bucket = ensure_bucket(repo, create=settings.s3.create_bucket)
-                output.info(target.name, bucket.message)
-                result.details[f"{role}_bucket_versioning"] = bucket.versioning
-                checked = True
-            created = restic.init(target, repo, check_bucket=not checked)
-            made.append(f"{role} {repo.url}: {'created' if created else 'exists' if not target.dry else 'checked'}")
-        result.message = "; ".join(made)
-        return result
-
-    execute(c, "backup.init", _plan("backup.init", run, policy), host=host, config=config, dry=dry, json_out=json_,
-            parallel=parallel, fail_percent=fail_percent)
+    execute(c, "backup.init", _plan("backup.init", lambda t: run_init(t, policy), policy), host=host, config=config,
+            dry=dry, json_out=json_, parallel=parallel, fail_percent=fail_percent)
 
 
 @task(help={**_flags(*SHARED), "dry": "Accepted for symmetry: listing snapshots only reads."})
 def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """List the host's snapshots with time, size, tags, and where each one exists (primary/secondary)."""
     from ..backup import restic
+    from ..backup.maintenance import load_named_policy, make_skipped
 
     def run(target: Target) -> StepResult:
-        name, pol = _policy(target, policy)
-        if pol is None:
-            return _skipped("backup.snapshots")
+        chosen = load_named_policy(target, policy)
+        if chosen is None:
+            return make_skipped("backup.snapshots")
+        name, pol = chosen
         primary = restic.snapshots(target, restic.make_repo(target, pol.repository), host=target.name)
         second = []
         if pol.secondary is not None:
@@ -137,25 +104,10 @@ def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, pa
 @task(help=_flags(*SHARED))
 def forget(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Apply the policy's retention to this host's snapshots (--dry lists which would go); prune after."""
-    from ..backup import restic
-    from ..backup.step import make_tags
+    from ..backup.maintenance import run_forget
 
-    def run(target: Target) -> StepResult:
-        name, pol = _policy(target, policy)
-        if pol is None:
-            return _skipped("backup.forget")
-        repo = restic.make_repo(target, pol.repository)
-        res = restic.forget(target, repo, pol.retention, tags=make_tags(pol), host=target.name)
-        verb = "would forget" if res.dry else "forgot"
-        for snap in res.remove:
-            output.info(target.name, f"{verb} {snap.short_id} {snap.time[:19]}")
-        if res.remove and not res.dry:
-            restic.prune(target, repo)
-        return StepResult("backup.forget", OK, message=f"{verb} {len(res.remove)}, kept {len(res.keep)} ({name})",
-                          details={"remove": [s.short_id for s in res.remove], "keep": [s.short_id for s in res.keep]})
-
-    execute(c, "backup.forget", _plan("backup.forget", run, policy), host=host, config=config, dry=dry, json_out=json_,
-            parallel=parallel, fail_percent=fail_percent)
+    execute(c, "backup.forget", _plan("backup.forget", lambda t: run_forget(t, policy), policy), host=host,
+            config=config, dry=dry, json_out=json_, parallel=parallel, fail_percent=fail_percent)
 
 
 @task(help={**_flags(*SHARED), "dry": "Accepted for symmetry: restic check only reads.",
@@ -163,19 +115,9 @@ def forget(c, host=None, config=None, policy=None, dry=False, json_=False, paral
 def check(c, host=None, config=None, policy=None, read_data_subset=None, dry=False, json_=False, parallel=None,
           fail_percent=None):
     """Verify the repository's structure and a subset of its data (restic check)."""
-    from ..backup import restic
-
-    def run(target: Target) -> StepResult:
-        name, pol = _policy(target, policy)
-        if pol is None:
-            return _skipped("backup.check")
-        subset = None if read_data_subset in ("none", "off") else (read_data_subset or pol.check.read_data_subset)
-        restic.check(target, restic.make_repo(target, pol.repository), subset)
-        return StepResult("backup.check", OK, message=f"no errors (read-data-subset {subset or 'none'}, {name})",
-                          details={"read_data_subset": subset})
+    from ..backup.maintenance import run_check
 
     with usage_errors("backup.check", json_, dry=dry):
         read_data_subset = parse_subset(read_data_subset)
-    execute(c, "backup.check", _plan("backup.check", run, policy), host=host, config=config, dry=dry, json_out=json_,
-            parallel=parallel, fail_percent=fail_percent)
-
+    execute(c, "backup.check", _plan("backup.check", lambda t: run_check(t, policy, read_data_subset), policy),
+            host=host, config=config, dry=dry, json_out=json_, parallel=parallel, fail_percent=fail_percent)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import time
-from datetime import UTC, datetime
-
 from invoke import task
 
-from .. import output
 from ..config import Host
-from ..errors import ConfigError, ExitCode
-from ..report import HostResult, RunResult
-from ..runner import Step, run_fleet, run_host
-from ..seam import Target
+from ..errors import ConfigError
+from ..runner import Step
 from .common import (
     SHARED,
     execute,
@@ -59,32 +52,16 @@ def upgrade(c, service=None, image=None, host=None, config=None, dry=False, json
             parallel=parallel, fail_percent=fail_percent)
 
 
-def make_rollback_steps(services: list[str] | None):  # noqa: ANN201
-    def plan(host: Host) -> list[Step]:
-        names = services or [s.name for s in host.settings.docker.services]
-
-        def one(name: str) -> Step:
-            from ..docker.rollback import run_history_rollback
-
-            return Step(f"rollback:{name}", lambda t: run_history_rollback(t, [name])[0])
-
-        return [one(n) for n in reversed(names)]
-
-    return plan
-
-
 @task(name="rollback", help={**helps(*SHARED),
                              "service": "Only this service (default: every configured docker.services entry)."})
 def rollback(c, host=None, config=None, service=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """Back to the previous recorded version of each service (from the history file on the host)."""
+    from ..docker.release_batches import make_rollback_steps
+
     with usage_errors("release.rollback", json_, dry=dry):
         parse_text_flag("service", service)
     execute(c, "release.rollback", make_rollback_steps([service] if service else None), host=host, config=config,
             dry=dry, json_out=json_, parallel=parallel, fail_percent=fail_percent)
-
-
-def make_release_id(version: str) -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + re.sub(r"[^A-Za-z0-9._-]", "_", version)
 
 
 @task(name="release", default=True,
@@ -99,8 +76,8 @@ def make_release_id(version: str) -> str:
 def release(c, version, host=None, config=None, batch=None, skip_backup=False, restore_on_failure=False,
             record_dir=None, dry=False, json_=False, parallel=None, fail_percent=None):
     """The release-day runbook: preflight, backup, upgrade every service, verify; roll back on failure."""
-    from ..docker.record import write_release_record
-    from ..docker.release import ReleaseOptions, make_release_images, run_release_host
+    from ..docker.release import ReleaseOptions, make_release_images
+    from ..docker.release_batches import make_release_id, run_release
 
     with usage_errors("release", json_, dry=dry):
         parse_text_flag("version", version, required=True)
@@ -111,56 +88,7 @@ def release(c, version, host=None, config=None, batch=None, skip_backup=False, r
         for t in targets:
             make_release_images(t.settings, version)
     first = targets[0].settings.docker.release
-    size = batch_flag or first.batch_size
     opts = ReleaseOptions(version=version, release_id=make_release_id(version), skip_backup=skip_backup,
                           restore_on_failure=restore_on_failure)
-    started, t0 = time.time(), time.monotonic()
-    results: list[HostResult] = []
-    meta: dict = {"release_id": opts.release_id, "version": version, "hosts": [t.name for t in targets],
-                  "batch_size": size, "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-                  "options": {"skip_backup": skip_backup, "restore_on_failure": restore_on_failure, "dry": targets[0].dry}}
-    from ..docker.history import make_who
-
-    meta["who"] = make_who()
-    batches = [targets[i:i + size] for i in range(0, len(targets), size)]
-    for number, chunk in enumerate(batches, start=1):
-        output.info("", f"release {version}: batch {number}/{len(batches)}: {', '.join(t.name for t in chunk)}")
-        done = run_fleet(chunk, lambda t: run_release_host(t, opts), parallel=len(chunk), fail_percent=100)
-        results += done
-        bad = [h.host for h in done if h.exit_code != ExitCode.OK]
-        if bad:
-            meta["stopped_after_batch"], meta["stop_reason"] = number, f"failed on {', '.join(bad)}"
-            rest = [t for b in batches[number:] for t in b]
-            results += [HostResult(host=t.name, status="not started", exit_code=ExitCode.STEP_FAILED,
-                                   error=f"not started: batch {number} failed") for t in rest]
-            if first.rollback_released_hosts:
-                results += run_rollback_released(batches[:number - 1], [h.host for h in done if h.exit_code == ExitCode.OK],
-                                                 chunk, opts.release_id)
-            break
-    run = RunResult(task="release", dry=targets[0].dry, hosts=results, started_at=started, duration_s=time.monotonic() - t0)
-    if not run.dry:
-        md, js = write_release_record(record_dir or first.record_dir, run, meta)
-        output.info("", f"release record: {md} and {js}")
-    else:
-        output.dry_command("", f"write the release record to {record_dir or first.record_dir}/{opts.release_id}.md/.json")
-    finish(run, json_)
-
-
-def run_rollback_released(earlier: list[list[Target]], ok_in_failed_batch: list[str], failed_batch: list[Target],
-                          release_id: str) -> list[HostResult]:
-    """rollback_released_hosts: undo the release on hosts that completed it (earlier batches and
-    the successful hosts of the failed batch), newest batch first."""
-    hosts = [t for t in failed_batch if t.name in ok_in_failed_batch] + [t for b in reversed(earlier) for t in b]
-    if not hosts:
-        return []
-    output.warn("", f"rolling back the release on {', '.join(t.name for t in hosts)} (rollback_released_hosts)")
-    undone = []
-    for t in hosts:
-        t2 = Target(host=t.host, dry=t.dry, ssh_config_file=t.ssh_config_file)
-        services = [s.name for s in t.settings.docker.services if s.image]
-        res = run_host(t2, "release.rollback", make_rollback_steps(services)(t.host))
-        res.host = f"{t.name} (rollback)"
-        undone.append(res)
-    return undone
-
-
+    finish(run_release(targets, opts, batch_size=batch_flag or first.batch_size, record_dir=record_dir or first.record_dir),
+           json_)

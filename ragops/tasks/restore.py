@@ -123,7 +123,7 @@ RESTORE_HELP = {
 def restore(c, host=None, snapshot="latest", target=None, force=False, policy=None, config=None, dry=False, json_=False,
             parallel=None, fail_percent=None):
     """Restore a snapshot into --target (refusing a non-empty one without --force) and print how to serve from it."""
-    from ..restore.apply import RestoreOptions, make_restore_step
+    from ..restore.real_restore import RestoreOptions, make_restore_step
 
     with usage_errors("restore", json_, dry=dry):
         target_dir = parse_abs_path_flag("target", target, required=True)

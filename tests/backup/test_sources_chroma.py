@@ -8,7 +8,7 @@ import pytest
 
 from ragops.backup.policy_sources import ChromaSource, StopSettings
 from ragops.backup.sources import run_staging
-from ragops.backup.sources.chroma import make_live_copy_commands, make_stop_commands, run_stage
+from ragops.backup.sources.chroma import make_live_copy_commands, make_stop_commands, stage
 from ragops.errors import StepError
 
 
@@ -28,7 +28,7 @@ def test_a_live_copy_is_validated_and_recorded_per_collection(chroma_dataset, ba
     env = backup_env(chroma_dir=chroma_dataset)
     target = env.target()
     with run_staging(target, str(env.staging)) as run_dir:
-        staged = run_stage(target, ChromaSource(data_dir=str(chroma_dataset), probes=3, probe_k=4), run_dir)
+        staged = stage(target, ChromaSource(data_dir=str(chroma_dataset), probes=3, probe_k=4), run_dir)
         assert (Path(run_dir) / "chroma" / "chroma.sqlite3").is_file()
     rec = staged.record
     assert rec["strategy"] == "live" and rec["attempts"] == 1 and rec["integrity_check"] == "ok"
@@ -52,7 +52,7 @@ def test_the_writer_is_resumed_even_when_the_copy_fails(strategy, tmp_path, back
     source = ChromaSource.model_validate({"data_dir": str(chroma_dataset), "strategy": strategy, **held})
     with pytest.raises(StepError, match="copy of"), run_staging(target, str(env.staging)) as run_dir:
         (Path(run_dir) / "chroma").write_text("a file where the copy's directory should go")
-        run_stage(target, source, run_dir)
+        stage(target, source, run_dir)
     assert log.read_text().split() == ["stopped", "started"]
     assert list(env.staging.iterdir()) == []
 
@@ -64,7 +64,7 @@ def test_a_stopped_writer_is_started_again_after_a_good_copy(tmp_path, backup_en
     source = ChromaSource.model_validate({"data_dir": str(chroma_dataset), "strategy": "stop", "probes": 1,
                                           "stop": {"command": before, "start_command": after}})
     with run_staging(target, str(env.staging)) as run_dir:
-        rec = run_stage(target, source, run_dir).record
+        rec = stage(target, source, run_dir).record
     assert rec["strategy"] == "stop" and log.read_text().split() == ["stopped", "started"]
 
 
@@ -81,6 +81,6 @@ def test_a_live_copy_that_keeps_failing_validation_is_retried_then_fails_loudly(
     object.__setattr__(target.settings.backup, "chroma_python", str(fake))
     with pytest.raises(StepError, match=r"no valid copy .* after 3 attempt\(s\) \(live\).*btree corrupt"):
         with run_staging(target, str(env.staging)) as run_dir:
-            run_stage(target, ChromaSource(data_dir=str(chroma_dataset), live_retries=2), run_dir)
+            stage(target, ChromaSource(data_dir=str(chroma_dataset), live_retries=2), run_dir)
     assert len(counter.read_text().split()) == 3
     assert list(env.staging.iterdir()) == []

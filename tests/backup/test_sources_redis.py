@@ -11,14 +11,14 @@ from backup_helpers import fill_redis, run_probe
 
 from ragops.backup.policy_sources import RedisSource
 from ragops.backup.sources import run_staging
-from ragops.backup.sources.redis import run_stage
+from ragops.backup.sources.redis import stage
 
 
 def test_redis_is_staged_with_bgsave_checked_and_described_by_the_dump_itself(redis_100k, backup_env):
     env = backup_env(redis=redis_100k)
     target = env.target()
     with run_staging(target, str(env.staging)) as run_dir:
-        staged = run_stage(target, RedisSource(sample_keys=256), run_dir)
+        staged = stage(target, RedisSource(sample_keys=256), run_dir)
         assert staged is not None
         rec = staged.record
         assert Path(rec["path"]).is_file() and rec["path"].startswith(run_dir)
@@ -36,7 +36,7 @@ def test_an_aof_only_server_is_staged_from_its_rewritten_aof_dir_when_asked(redi
     env = backup_env(redis=server)
     target = env.target()
     with run_staging(target, str(env.staging)) as run_dir:
-        rec = run_stage(target, RedisSource(aof_fallback=False, sample_keys=50), run_dir).record
+        rec = stage(target, RedisSource(aof_fallback=False, sample_keys=50), run_dir).record
         files = sorted(p.name for p in Path(rec["path"]).iterdir())
     assert rec["method"] == "aof" and rec["keys"] == 505
     assert any(f.endswith(".manifest") for f in files) and any(".base." in f for f in files)
@@ -49,7 +49,7 @@ def test_an_aof_server_falls_back_to_bgsave_by_default_and_says_so(redis_factory
     env = backup_env(redis=server)
     target = env.target()
     with run_staging(target, str(env.staging)) as run_dir:
-        rec = run_stage(target, RedisSource(sample_keys=10), run_dir).record
+        rec = stage(target, RedisSource(sample_keys=10), run_dir).record
     assert rec["method"] == "bgsave" and "aof_fallback" in rec["note"]
 
 
@@ -71,7 +71,7 @@ def test_the_redis_password_never_shows_in_ps_or_in_the_record(redis_factory, ba
     thread.start()
     try:
         with run_staging(target, str(env.staging)) as run_dir:
-            rec = run_stage(target, RedisSource(sample_keys=256), run_dir).record
+            rec = stage(target, RedisSource(sample_keys=256), run_dir).record
     finally:
         stop.set()
         thread.join()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from ragops.restore.compare import (
-    Check,
-    compare_compat,
-    compare_files,
-    compare_models,
-    compare_redis,
-    convert_chroma_checks,
-    summarize,
-)
+from ragops.backup.sources.chroma import compare_compat, compare_models
+from ragops.backup.sources.chroma import convert_checks as convert_chroma_checks
+from ragops.backup.sources.hooks import Check
+from ragops.backup.sources.redis import compare as compare_redis
+from ragops.restore.compare import compare_files, summarize
 
 
 def test_files_match_by_sha256_below_the_restore_dir():

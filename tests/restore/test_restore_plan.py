@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ragops.backup.sources.redis import make_server_command
 from ragops.config import HostSettings
 from ragops.errors import SafetyError
 from ragops.restore import plan
@@ -55,10 +56,10 @@ def test_the_staging_dir_is_found_among_the_snapshot_paths():
 
 
 def test_the_throwaway_redis_binds_loopback_saves_nothing_and_has_a_pidfile():
-    cmd = plan.make_redis_start_command("redis-server", "/s/redis", 6390)
+    cmd = make_server_command("redis-server", "/s/redis", port=6390)
     assert "--bind 127.0.0.1" in cmd and "--port 6390" in cmd and cmd.endswith("--save ''")
     assert "--pidfile /s/redis/redis.pid" in cmd and "--appendonly no" in cmd
-    assert "--appenddirname appendonlydir" in plan.make_redis_start_command("redis-server", "/d", 1, aof_dir="appendonlydir")
+    assert "--appenddirname appendonlydir" in make_server_command("redis-server", "/d", port=1, aof_dir="appendonlydir")
 
 
 def test_the_check_plan_follows_the_manifest_sources():
@@ -72,7 +73,7 @@ def test_stopping_the_throwaway_redis_returns_as_soon_as_it_is_a_zombie_or_gone(
     import subprocess
     import time
 
-    from ragops.restore.plan import make_redis_stop_command
+    from ragops.backup.sources.redis import make_server_stop_command as make_redis_stop_command
 
     child = subprocess.Popen(["sleep", "30"])  # we do not wait() on it until the end: it stays a zombie
     (tmp_path / "redis.pid").write_text(str(child.pid))

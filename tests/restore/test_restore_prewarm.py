@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from ragops.backup.restic import parse_restored_snapshot
+from ragops.backup.sources.chroma_prewarm import ChromaPrewarm
 from ragops.config import Host, HostEntry, HostSettings
 from ragops.restore.plan import Layout
-from ragops.restore.prewarm import ChromaPrewarm
 from ragops.seam import Target
 
 
@@ -60,7 +60,7 @@ def test_a_prewarmed_process_whose_caller_died_exits_by_itself(tmp_path: Path) -
     import json
     import subprocess
 
-    from ragops.restore.verify import make_combined_script
+    from ragops.backup.sources.chroma import make_combined_script
 
     scratch, out = tmp_path / "scratch", tmp_path / "serve.out"
     scratch.mkdir()

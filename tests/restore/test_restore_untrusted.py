@@ -116,7 +116,7 @@ def test_a_hostile_manifest_is_a_failed_manifest_check_and_steers_no_write(clone
 
 
 def test_restore_refuses_a_snapshot_with_a_symlink_before_writing_into_the_target(clone_world, tmp_path, live_untouched):
-    from ragops.restore.apply import RestoreOptions, make_restore_step
+    from ragops.restore.real_restore import RestoreOptions, make_restore_step
     from ragops.runner import run_host
 
     w = clone_world()

@@ -1,9 +1,10 @@
-"""Backup sources: each kind stages (or names) what goes into the snapshot, one module per kind.
+"""Data sources: each kind stages what goes into the snapshot and proves it after a restore.
 
-Every source module has the same shape: ``make_*`` planners (pure, command strings) and one
-``run_stage(target, source, run_dir) -> Staged`` executor. Dumps are staged ON the host in a
-per-run directory ``<staging_dir>/run-<utc>-<rand>`` that :func:`run_staging` always removes,
-also on failure; ``paths`` are backed up in place and only recorded.
+One module per kind (``redis``, ``chroma``, ``paths``), all exporting the same verbs, listed and
+dispatched by :mod:`.registry` (keyed by the policy's ``sources.<key>``); :mod:`.hooks` is what
+they work with (checks, the restore-test context, where helper scripts run). This module holds
+the staging run dir: dumps are staged ON the host in ``<staging_dir>/run-<utc>-<rand>`` that
+:func:`run_staging` always removes, also on failure; ``paths`` are backed up in place and only recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ... import interrupts
 from ...errors import SafetyError, StepError
 from ...seam import Target, quote
 
-# The canonical name of a staging run dir (ragops.restore.plan.STAGING_NAME is a copy of it). ``\Z``, not
+# The name of a staging run dir (the restore side finds the run dir among a snapshot's paths with it). ``\Z``, not
 # ``$``: ``$`` also matches before a trailing newline.
 RUN_DIR = re.compile(r"^run-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
 OWNER_NAME = ".ragops-owner.json"  # written into each run dir at creation; kept out of the snapshot

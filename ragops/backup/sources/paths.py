@@ -2,7 +2,9 @@
 
 Each path is absolute (the schema enforces it); its restic ``--exclude`` patterns go with it. The
 manifest records per path whether it exists, its file count and bytes (counted with ``find``
-before restic runs; excluded names are not counted when the pattern is a plain name glob).
+before restic runs; excluded names are not counted when the pattern is a plain name glob). A restore
+test has nothing to start for them (their files are restic's to check); a real restore prints one
+copy-back step per path.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from ... import output
 from ...seam import Target, quote
 from ..policy_sources import PathSource
 from . import Staged
+from .hooks import Check, TestContext, is_safe_path
+
+KEY = "paths"
 
 
 def make_count_command(source: PathSource) -> str:
@@ -47,7 +52,8 @@ def parse_count(stdout: str) -> tuple[bool, int, int]:
     return True, int(files), int(size)
 
 
-def run_stage(target: Target, sources: list[PathSource]) -> Staged | None:
+def stage(target: Target, sources: list[PathSource], run_dir: str) -> Staged | None:
+    """Record the paths (counted in place); nothing is copied into ``run_dir``."""
     if not sources:
         return None
     started = time.monotonic()
@@ -65,3 +71,39 @@ def run_stage(target: Target, sources: list[PathSource]) -> Staged | None:
     record = {"kind": "paths", "name": "paths", "entries": entries,
               "files": sum(int(e["files"]) for e in entries), "bytes": sum(int(e["bytes"]) for e in entries)}
     return Staged("paths", record, backup_paths=paths, excludes=excludes, duration_s=time.monotonic() - started)
+
+
+def staging_paths(target: Target, sources: list[PathSource]) -> list[str]:
+    return []  # backed up in place: no staging space
+
+
+def describe(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "entries"}
+
+
+def check_record(where: str, rec: dict[str, Any], staging: str) -> list[str]:
+    entries = rec.get("entries", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and is_safe_path(e.get("path")) for e in entries):
+        return [f"{where}.entries: not a list of objects with a normalized absolute path"]
+    return []
+
+
+def live_paths(sources: list[PathSource] | None, hosts: list[Any], records: list[dict[str, Any]]) -> list[str | None]:
+    out: list[str | None] = [p.path for p in sources or []]
+    for rec in records:
+        out.append(rec.get("data_dir"))
+        out += [e.get("path") for e in rec.get("entries", []) if isinstance(e, dict)]
+    return out
+
+
+def plan_checks(record: dict[str, Any], options: dict[str, Any]) -> list[str]:
+    return []  # their files are covered by the repository check
+
+
+def verify(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
+    return []
+
+
+def bring_up(record: dict[str, Any], target_dir: str, settings: Any) -> list[str]:
+    return [f"Files: review, then copy back: rsync -a {quote(target_dir + entry['path'])} {quote(entry['path'])}"
+            for entry in record.get("entries", [])]
