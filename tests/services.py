@@ -337,4 +337,15 @@ def start_s3(workdir: Path, timeout: float = 60) -> S3Server:
 
     probe = server.client(config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5))
     wait_for(lambda: probe.list_buckets() is not None, "seaweedfs (weed server)", proc, log, timeout)
+
+    def stores_an_object() -> bool:
+        # Listing answers before a volume server has registered with the master: the first PUT
+        # then fails with InternalError (seen in CI under load). Ready means an object is stored.
+        if "ragops-ready-probe" not in {b["Name"] for b in probe.list_buckets().get("Buckets", [])}:
+            probe.create_bucket(Bucket="ragops-ready-probe")
+        probe.put_object(Bucket="ragops-ready-probe", Key="probe", Body=b"ok")
+        probe.delete_object(Bucket="ragops-ready-probe", Key="probe")
+        return True
+
+    wait_for(stores_an_object, "seaweedfs (weed server) storing objects", proc, log, timeout)
     return server

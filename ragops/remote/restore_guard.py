@@ -2,14 +2,17 @@
 
 Usage::
 
-    python3 - tree ROOT                     # walk ROOT with lstat (never following anything)
+    python3 - tree ROOT [STRICT ...]        # walk ROOT with lstat (never following anything)
     python3 - wait-redis DIR PORT TIMEOUT   # wait for a throwaway redis-server started in DIR
     python3 - leftovers BASE KEEP           # remove dead runs' restore-test-* dirs in BASE (not KEEP)
 
 ``tree``: a restored snapshot is untrusted input. Every entry below ROOT is lstat'ed (no symlink is
 ever followed); symlinks, hard links (a regular file with st_nlink > 1), block/char devices, FIFOs,
 sockets, and names that are not plain path components are reported. ROOT itself must be a real
-directory. Output: ``{"ok", "entries", "bytes", "problems": [...], "unsafe": N}``.
+directory. Below a STRICT dir (the staged dumps ragops opens) every symlink is refused; elsewhere
+(in-place paths such as a Kubernetes ConfigMap's ``..data`` links) a symlink is allowed only if
+its target is relative and, resolved lexically from the link's dir, stays inside ROOT: nothing
+ragops opens follows it. Output: ``{"ok", "entries", "bytes", "problems": [...], "unsafe": N}``.
 
 ``wait-redis``: polls DIR/redis.pid, the pid's liveness (a zombie counts as dead) and a PING on
 127.0.0.1:PORT. Answers at once when the server died or never wrote its pidfile within a short
@@ -37,7 +40,17 @@ KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISBLK, "block device"), (stat.S_ISCH
 MAX_LISTED = 20
 
 
-def run_tree(root):
+def contained(root, path, target):
+    """A relative symlink target that, resolved without touching the disk, stays inside root."""
+    if os.path.isabs(target):
+        return False
+    resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    return resolved.startswith(root.rstrip("/") + "/")
+
+
+def run_tree(root, strict=()):
+    root = os.path.normpath(root)
+    strict = [os.path.normpath(d) for d in strict]
     st = os.lstat(root)
     if not stat.S_ISDIR(st.st_mode):
         return {"ok": False, "problems": ["%s is not a real directory" % root], "unsafe": 1, "entries": 0, "bytes": 0}
@@ -53,7 +66,11 @@ def run_tree(root):
                 st = entry.stat(follow_symlinks=False)
                 why = next((what for test, what in KINDS if test(st.st_mode)), None)
                 if why == "symlink":
-                    why = "symlink to %r" % os.readlink(path)
+                    link = os.readlink(path)
+                    below_strict = any(path == d or path.startswith(d + "/") or d.startswith(path + "/") for d in strict)
+                    why = None if (not below_strict and contained(root, path, link)) else "symlink to %r" % link
+                    if why is None:
+                        continue  # allowed and never followed (not counted as a file)
                 elif why is None and stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
                     why = "hard link (%d links)" % st.st_nlink
                 elif why is None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
@@ -167,7 +184,7 @@ def run_leftovers(base, keep):
 
 def main(argv):
     if argv[0] == "tree":
-        return run_tree(os.path.abspath(argv[1]))
+        return run_tree(os.path.abspath(argv[1]), [os.path.abspath(d) for d in argv[2:]])
     if argv[0] == "wait-redis":
         return run_wait(argv[1], int(argv[2]), float(argv[3]))
     if argv[0] == "leftovers":

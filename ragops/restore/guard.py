@@ -73,9 +73,11 @@ def check_manifest(doc: Any, staging: str) -> list[str]:
     return bad
 
 
-def run_tree_check(target: Target, root: str) -> Check:
-    """lstat walk of ``root`` on the host: nothing below it may be anything but a file or a dir."""
-    res = target.run(f"{target.python} - tree {quote(root)}", stdin=script("restore_guard"))
+def run_tree_check(target: Target, root: str, strict: list[str] | None = None) -> Check:
+    """lstat walk of ``root`` on the host: below the ``strict`` dirs (the staged dumps ragops opens)
+    nothing but files and dirs; elsewhere also relative symlinks that stay inside ``root``."""
+    dirs = " ".join(quote(d) for d in (strict or []))
+    res = target.run(f"{target.python} - tree {quote(root)} {dirs}".rstrip(), stdin=script("restore_guard"))
     try:
         doc = parse_json_line(res.stdout, "restored tree check")
     except StepError:
@@ -86,8 +88,8 @@ def run_tree_check(target: Target, root: str) -> Check:
     if not doc.get("ok"):
         return Check(TREE_CHECK, False, f"refused: {doc.get('unsafe')} unsafe entr(ies) in the restored snapshot, "
                      "nothing was opened: " + "; ".join(doc.get("problems", [])[:5]), figures)
-    return Check(TREE_CHECK, True, f"{doc.get('entries')} entries below {root}, no link, device, FIFO, socket "
-                 "or mount point", figures)
+    return Check(TREE_CHECK, True, f"{doc.get('entries')} entries below {root}, no device, FIFO, socket, "
+                 "mount point or link leaving the tree (none at all in the staged data)", figures)
 
 
 def run_listing_check(target: Target, repo: restic.Repo, snap: restic.Snapshot) -> list[str]:

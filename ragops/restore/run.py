@@ -134,7 +134,9 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         checks += [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}"), restored]
         doc = None
         if restored.ok:
-            tree = guard.run_tree_check(target, layout.restore_dir)
+            staging = plan.find_staging_path(snap.paths)
+            tree = guard.run_tree_check(target, layout.restore_dir,
+                                        [layout.restored(staging)] if staging and guard.is_safe_path(staging) else [])
             checks.append(tree)
             if tree.ok:
                 doc, manifest_check = read_manifest(target, layout, snap)

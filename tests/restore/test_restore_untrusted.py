@@ -135,3 +135,54 @@ def test_restore_refuses_a_snapshot_with_a_symlink_before_writing_into_the_targe
     assert "symlink" in step.message and "nothing was written" in step.message
     assert not dest.exists() or not any(dest.iterdir()), "restore wrote a hostile snapshot into the target"
     assert hash_tree(victim) == before
+
+
+def craft_with_inplace_dir(w, tmp_path: Path, make_dir) -> str:
+    """A snapshot of the original staging path plus an in-place directory built by ``make_dir``
+    (what a `paths:` source backs up where it lies, e.g. a Kubernetes ConfigMap mount)."""
+    restored = w.env.restore(w.snapshot_id, tmp_path / "orig")
+    staging = Path(w.env.manifest(restored)["staging_dir"])
+    shutil.copytree(restored / staging.relative_to("/"), staging)
+    inplace = tmp_path / "configmap"
+    inplace.mkdir()
+    make_dir(inplace)
+    try:
+        out = w.env.restic("backup", "--json", "--host", "local", "--tag", "test", "--tag", "ragops",
+                           str(staging), str(inplace))
+        summary = [json.loads(line) for line in out.stdout.splitlines() if '"summary"' in line][-1]
+    finally:
+        shutil.rmtree(staging)
+        shutil.rmtree(inplace)
+    return str(summary["snapshot_id"])
+
+
+def configmap_links(d: Path) -> None:
+    """The layout kubelet gives a ConfigMap volume: files are relative links through `..data`."""
+    (d / "..2026_12_01_00_00_00.1").mkdir()
+    (d / "..2026_12_01_00_00_00.1" / "default.yaml").write_text("retention: {keep_last: 1}\n")
+    os.symlink("..2026_12_01_00_00_00.1", d / "..data")
+    os.symlink("..data/default.yaml", d / "default.yaml")
+
+
+def test_relative_links_that_stay_inside_an_in_place_path_pass_like_a_configmap_mount(clone_world, tmp_path, live_untouched):
+    w = clone_world()
+    sid = craft_with_inplace_dir(w, tmp_path, configmap_links)
+    _, step = run_test(w, snapshot=sid)
+    tree = next(c for c in step.details["checks"] if c["check"] == TREE_CHECK)
+    assert tree["ok"], tree
+    assert step.status == "ok", failed_checks(step)
+
+
+@pytest.mark.parametrize("target", ["../../../../../../etc/passwd", "/etc/passwd"])
+def test_a_link_in_an_in_place_path_that_leaves_the_restored_tree_is_refused(clone_world, tmp_path, live_untouched, target):
+    w = clone_world()
+
+    def escaping(d: Path) -> None:
+        configmap_links(d)
+        os.symlink(target, d / "escape.yaml")
+
+    sid = craft_with_inplace_dir(w, tmp_path, escaping)
+    _, step = run_test(w, snapshot=sid)
+    tree = next(c for c in step.details["checks"] if c["check"] == TREE_CHECK)
+    assert not tree["ok"] and "escape.yaml" in tree["evidence"] and "default.yaml" not in tree["evidence"], tree
+    assert not any(c["check"].startswith(("redis:", "files:", "chroma:")) for c in step.details["checks"])
