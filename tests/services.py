@@ -327,7 +327,7 @@ def start_s3(workdir: Path, timeout: float = 60) -> S3Server:
             f"-filer.localSocket={workdir}/filer.sock",
             "-s3", f"-s3.port={p[6]}", f"-s3.port.grpc={p[7]}", f"-s3.config={s3_json}",
             f"-s3.localSocket={workdir}/s3.sock", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=30", "-volume.preStopSeconds=0",
+            "-master.volumeSizeLimitMB=16", "-volume.max=400", "-volume.preStopSeconds=0",
             "-master.telemetry=false"]
     log = workdir / "weed.log"
     proc = start_process(argv, log, cwd=workdir)
