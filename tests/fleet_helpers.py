@@ -230,3 +230,19 @@ def parse_textfile(text: str) -> dict[str, list[str]]:
         assert order and order[-1] == name, f"sample of {name} outside its group"
         families[name].append(line)
     return families
+
+
+def procs_mentioning(text: str, *, but: tuple[int, ...] = ()) -> list[str]:
+    """Live (non-zombie) processes whose command line contains ``text`` (not this one, not ``but``)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z" and int(pid) not in (os.getpid(), *but):
+            found.append(f"{pid}: {cmdline}")
+    return found

@@ -16,27 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_helpers import REPO, make_host_entry, make_target
+from fleet_helpers import REPO, make_host_entry, make_target, procs_mentioning
 
 from ragops import interrupts
 from ragops.errors import Interrupted, StepError
 from ragops.seam import run_local
-
-
-def procs_mentioning(text: str) -> list[str]:
-    """Live (non-zombie) processes, other than this one, whose command line contains ``text``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z" and int(pid) != os.getpid():
-            found.append(f"{pid}: {cmdline[:200]}")
-    return found
 
 
 def wait_until(condition, timeout: float = 20.0) -> None:

@@ -22,29 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 from backup_helpers import VENV_PYTHON, make_backup_env, make_chroma_dir
-from fleet_helpers import make_host_entry, start_invoke
+from fleet_helpers import make_host_entry, procs_mentioning, start_invoke
 
 pytestmark = pytest.mark.slow
 
 PHASES = ["hold", "copy", "validate", "restic"]
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
 REAL_CP, REAL_RESTIC = shutil.which("cp"), shutil.which("restic")
-
-
-def procs_mentioning(text: str, *, but: tuple[int, ...] = ()) -> list[str]:
-    """Live (non-zombie) processes whose command line contains ``text`` (not this one, not ``but``)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z" and int(pid) not in (os.getpid(), *but):
-            found.append(f"{pid}: {cmdline}")
-    return found
 
 
 def process_state(pid: int) -> str:
