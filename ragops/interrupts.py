@@ -21,8 +21,10 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from . import output
 from .errors import Interrupted
@@ -99,6 +101,22 @@ def check(host: str) -> None:
     """Raise Interrupted if the run was cancelled: for long sequences of steps between commands."""
     if cancelled():
         raise Interrupted(f"{host}: {describe()}")
+
+
+T = TypeVar("T")
+
+
+def result(future: Future[T]) -> T:
+    """``future.result()`` that lets this thread run signal handlers while it waits.
+
+    An untimed wait blocks in sem_wait, which only a signal sent to this very thread interrupts; the
+    kernel may hand SIGTERM to a worker thread, and Python runs handlers in the main thread only.
+    """
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except FutureTimeout:
+            continue
 
 
 def begin() -> Running:

@@ -185,7 +185,9 @@ def run_fleet(targets: list[Target], work: Callable[[Target], HostResult], *, pa
                 running[pool.submit(work, target)] = target
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            # a timeout, so a signal the kernel gave a worker thread is handled here within 0.2 s:
+            # an untimed wait blocks the main thread in sem_wait, which only a signal to it interrupts
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in done:
                 target = running.pop(future)
                 results[target.name] = future.result()

@@ -247,6 +247,25 @@ def test_a_signal_during_a_step_stops_the_host_as_interrupted_with_failed_metric
     assert not (tmp_path / "run" / "lock").exists()  # released after the signal
 
 
+def test_a_signal_the_kernel_hands_to_a_worker_thread_still_stops_the_fleet_at_once(tmp_path):
+    local = make_target(tmp_path, settings(tmp_path))
+
+    def in_worker(target):  # pthread_kill: the signal lands on this (host) thread, not the main one
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        return StepResult("cleanup", OK, message=target.run("sleep 30").stdout)
+
+    def work(target):
+        result = run_host(local, "maintain", [Step("cleanup", in_worker)])
+        result.host = target.name
+        return result
+
+    t0 = time.monotonic()
+    with interrupts.handling():
+        results = run_fleet(fleet_targets(tmp_path, 2), work, parallel=1, fail_percent=100)
+    assert time.monotonic() - t0 < 10
+    assert [r.status for r in results] == ["interrupted", "not started"]
+
+
 def test_after_a_signal_the_fleet_starts_no_new_host(tmp_path):
     local, started = make_target(tmp_path, settings(tmp_path)), []
 

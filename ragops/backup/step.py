@@ -61,7 +61,7 @@ def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
         raise errors[0]  # type: ignore[misc]
     staged: list[Staged] = []
     for future in futures:
-        item = future.result()
+        item = interrupts.result(future)
         if item is not None:
             output.info(target.name, f"source {item.name}: staged in {item.duration_s:.1f}s")
             staged.append(item)
@@ -131,7 +131,7 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
             if not paths:
                 return restic.BackupSummary(snapshot_id=None, dry=True), None
         # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
-        previous = previous_future.result() if previous_future is not None else []
+        previous = interrupts.result(previous_future) if previous_future is not None else []
         parent = previous[-1].id if previous else None
         interrupts.check(target.name)  # a signal between staging and restic: stop before the snapshot
         summary = restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,

@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import output
+from .. import interrupts, output
 from ..backup import restic
 from ..backup.errors import ResticError
 from ..backup.last_backup import read_last_backup
@@ -79,7 +79,7 @@ def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Chec
 
     with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="verify") as pool:
         futures = {name: pool.submit(timed, name) for name in groups}
-        return [c for name in groups for c in futures[name].result()]
+        return [c for name in groups for c in interrupts.result(futures[name])]
 
 
 def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, wanted: str, layout: plan.Layout,
@@ -92,7 +92,7 @@ def run_restore(target: Target, repo: restic.Repo, policy: Policy, source: str, 
         failed = None
     except ResticError as exc:
         out, failed = "", exc
-    snap = snap_future.result()[0]
+    snap = interrupts.result(snap_future)[0]
     if failed is not None:
         return snap, Check("restore", False, str(failed)[-600:])
     restored = restic.parse_restored_snapshot(out)
@@ -122,9 +122,9 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         target.run(plan.make_create_command(layout), check=True)
         created = True
         try:
-            need = need_future.result()
+            need = interrupts.result(need_future)
         except RagopsError:
-            snap_future.result()  # no such snapshot: the lookup's error says so best
+            interrupts.result(snap_future)  # no such snapshot: the lookup's error says so best
             raise
         setup.run_space_check(target, layout.root, need)
         for key in registry.keys():  # e.g. ChromaDB's import overlaps the restore
@@ -211,7 +211,7 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
                                phases, timings, plan_names)
     assert found is not None  # run_phases raises the lookup's error otherwise
     snap = found
-    checks.insert(1, freshness.check_recorded(recorded, snap_future.result()[1], snap, repo.describe()))
+    checks.insert(1, freshness.check_recorded(recorded, interrupts.result(snap_future)[1], snap, repo.describe()))
     stale = freshness.find_stale(snap, policy.schedule) if options.snapshot == "latest" else None
     rto = sum(phases.values())
     budget = policy.restore_test.rto_budget_s

@@ -14,6 +14,7 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ... import interrupts
 from ...seam import Target
 from .hooks import HostScripts, Layout, Scripts
 
@@ -48,7 +49,7 @@ class ChromaPrewarm:
         if self.future.done():  # it gave up already
             return None
         self.target.put_text(json.dumps({"argv": argv}), self.go, mode="0600")
-        doc = self.future.result()
+        doc = interrupts.result(self.future)
         return None if str(doc.get("error", "")).startswith("gave up") else doc
 
     def close(self, why: str = "not needed") -> None:
