@@ -54,6 +54,7 @@ class RedisSource(Model):
     check_rdb: str = Field("redis-check-rdb", description="redis-check-rdb binary on the host.")
     data_dir: str | None = Field(None, description="Redis' working dir on the host (holds dump.rdb / the AOF dir); unset: asked from the server (CONFIG GET dir).")
     bgsave_timeout_s: float = Field(900, gt=0, description="Fail when BGSAVE has not finished (LASTSAVE advanced) after this many seconds.")
+    validate: Literal["check-rdb", "load"] = Field("check-rdb", description="How the staged dump is described at backup time: check-rdb = redis-check-rdb (checksum, keys and expires read; streams the file, little RAM); load = also load it in a throwaway redis-server for per-db key counts and the key-sample digest (RAM in proportion to the dump; the restore test loads it anyway).")
     sample_keys: int = Field(1000, ge=0, le=1_000_000, description="Keys in the deterministic sample whose digest goes into the manifest (0 disables).")
 
 
@@ -93,6 +94,8 @@ class ChromaSource(Model):
     strategy: Literal["stop", "pause", "live"] = Field("live", description="stop: stop the writer, copy, start it; pause: run pause.pre/post around the copy; live: sqlite online backup, then segments, then validate the copy and retry.")
     stop: StopSettings | None = Field(None, description="How to stop/start the writer (strategy stop).")
     pause: PauseSettings | None = Field(None, description="Pause/resume hooks (strategy pause).")
+    copy: Literal["auto", "snapshot", "reflink", "mirror", "full"] = Field("auto", description="How the consistent copy is made, at the stable path <staging_dir>/stable/chroma so restic skips unchanged files: snapshot = btrfs read-only snapshot of the data dir (a subvolume; the staging dir on the same btrfs), the writer held for milliseconds; reflink = a mirror whose changed files are reflink copies (btrfs, XFS; near-zero extra disk); mirror = a mirror updated in place (only changed files rewritten, unchanged ones keep inode and mtime; the mirror stays on disk); full = a full copy into the run dir, removed after (the pre-0.3 behaviour); auto = snapshot where possible, else reflink, else mirror.")
+    server_url: str | None = Field(None, description="URL of the Chroma server that serves this data dir (e.g. http://127.0.0.1:8000): the probe queries' top-k ids are asked from its loaded index (no extra RAM on the host). Unset: probes record only stored ids and the restore test checks self-retrieval.")
     live_retries: int = Field(3, ge=0, le=20, description="Extra attempts when a live copy fails validation; then the backup fails loudly.")
     probes: int = Field(5, ge=0, le=100, description="Probe queries per collection (stored vectors) recorded in the manifest for the restore test.")
     probe_k: int = Field(10, ge=1, le=1000, description="Top-k ids recorded per probe query.")

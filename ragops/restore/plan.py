@@ -103,6 +103,20 @@ def find_staging_path(paths: list[str]) -> str | None:
     return next((p for p in paths if RUN_DIR.match(os.path.basename(p.rstrip("/")))), None)
 
 
+def make_strict_dirs(layout: Layout, staging: str | None, paths: list[str]) -> list[str]:
+    """The restored dirs ragops opens (no symlink allowed below them): the run dir and, when the
+    snapshot has it, the stable root beside it (``<staging_dir>/stable``: mirrors, snapshots, dumps)."""
+    from ..backup.sources.hooks import is_safe_path
+    from ..backup.sources.stable import stable_root_of_run_dir
+
+    if not staging or not is_safe_path(staging):
+        return []
+    stable = stable_root_of_run_dir(staging)
+    listed = [os.path.normpath(p) for p in paths]
+    inside = any(p == stable or p.startswith(stable + "/") for p in listed)
+    return [layout.restored(staging)] + ([layout.restored(stable)] if inside else [])
+
+
 def make_check_plan(manifest: dict[str, Any], *, read_data_subset: str | None, selfcheck: int, compat: bool) -> list[str]:
     """The checks a restore test will run for this manifest, in order (shown by --json and docs)."""
     plan = ["snapshot", "restore", "manifest", "files: sha256"]

@@ -135,8 +135,7 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         doc = None
         if restored.ok:
             staging = plan.find_staging_path(snap.paths)
-            tree = guard.run_tree_check(target, layout.restore_dir,
-                                        [layout.restored(staging)] if staging and guard.is_safe_path(staging) else [])
+            tree = guard.run_tree_check(target, layout.restore_dir, plan.make_strict_dirs(layout, staging, snap.paths))
             checks.append(tree)
             if tree.ok:
                 doc, manifest_check = read_manifest(target, layout, snap)

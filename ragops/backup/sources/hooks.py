@@ -110,11 +110,17 @@ def is_count(value: Any) -> bool:
 
 
 def check_staged_path(where: str, rec: dict[str, Any], staging: str) -> list[str]:
-    """A record's ``path`` must be a normalized absolute path strictly inside the staging dir."""
+    """A record's ``path`` must be a normalized absolute path strictly inside the staging run dir or
+    strictly inside the stable root beside it (``<staging_dir>/stable``, see ``sources.stable``)."""
+    from .stable import stable_root_of_run_dir
+
     path = rec.get("path")
-    if isinstance(path, str) and is_safe_path(path) and is_inside(path, staging) and path != staging:
+    stable = stable_root_of_run_dir(staging) if is_safe_path(staging) else None
+    if isinstance(path, str) and is_safe_path(path) and any(
+            is_inside(path, base) and path != base for base in (staging, stable) if base):
         return []
-    return [f"{where}.path {str(path)[:80]!r}: not a normalized absolute path inside the staging dir {staging}"]
+    return [f"{where}.path {str(path)[:80]!r}: not a normalized absolute path inside the staging dir {staging}"
+            + (f" or {stable}" if stable else "")]
 
 
 def make_missing_tool_error(target: Target, tool: str, setting: str, role: str) -> ConfigError:
