@@ -57,11 +57,23 @@ def run_hash(target: Target, root: str, scripts: Scripts | None = None) -> CmdRe
     return (scripts or HostScripts(target)).run_script("hash_files", make_hash_args(root))
 
 
-def run_hash_files(target: Target, run_dir: str) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every staged file (on the host, one pass)."""
+def make_cached_hash_args(run_dir: str, stable_paths: list[str], cache: str) -> list[str]:
+    """Arguments hashing the run dir (the manifest and owner marker aside) and the stable paths, with
+    the cache keyed by path, size, mtime and inode (an unchanged stable file is not read again)."""
+    return ["--roots", run_dir, *stable_paths, "--skip", MANIFEST_NAME, "--skip", OWNER_NAME, "--cache", cache]
+
+
+def run_hash_files(target: Target, run_dir: str, stable_paths: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every staged file (on the host, one pass); stable paths through the cache."""
     if target.dry:
         return {}
-    res = run_hash(target, run_dir)
+    if stable_paths:
+        from .sources.stable import stable_root
+
+        cache = f"{stable_root(target.settings.backup.staging_dir)}/.hash-cache.json"
+        res = HostScripts(target).run_script("hash_files", make_cached_hash_args(run_dir, stable_paths, cache), write=True)
+    else:
+        res = run_hash(target, run_dir)
     if not res.ok:
         raise StepError(f"{target.name}: hashing the staged files in {run_dir} failed: {res.stderr.strip()[-300:]}")
     return parse_json_line(res.stdout, "hash staged files")["files"]

@@ -26,6 +26,7 @@ from .manifest import make_manifest, run_hash_files, run_write_manifest
 from .policy import Policy, load_host_policy
 from .retention import make_forget_skip_reason
 from .sources import OWNER_NAME, Staged, registry, run_staging
+from .sources.stable import stable_root_of_run_dir
 
 
 def make_tags(policy: Policy) -> list[str]:
@@ -58,6 +59,7 @@ def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
                    for key in keys]
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:
+        run_cleanups([f.result() for f in futures if f.exception() is None])  # e.g. a snapshot already taken
         raise errors[0]  # type: ignore[misc]
     staged: list[Staged] = []
     for future in futures:
@@ -66,6 +68,14 @@ def run_sources(target: Target, policy: Policy, run_dir: str) -> list[Staged]:
             output.info(target.name, f"source {item.name}: staged in {item.duration_s:.1f}s")
             staged.append(item)
     return staged
+
+
+def run_cleanups(staged: list[Staged | None]) -> None:
+    """Each source's after-backup cleanup (drop a filesystem snapshot), shielded from signals."""
+    with interrupts.shielded():
+        for item in staged:
+            if item is not None and item.cleanup is not None:
+                item.cleanup()
 
 
 def run_staged_paths(target: Target, policy: Policy) -> dict[str, list[str]]:
@@ -112,35 +122,47 @@ def run_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.
     owner = leftovers.make_owner(target, str(holder.get("run_id")) if holder and leftovers.holds_lock(holder) else None)
     with run_staging(target, staging, owner=owner) as run_dir:
         staged = run_sources(target, policy, run_dir)
-        for item in staged:
-            result.metrics.append(("ragops_backup_source_duration_seconds", {"source": item.name}, round(item.duration_s, 3)))
-        extra = [p for s in staged for p in s.backup_paths]
-        excludes = [e for s in staged for e in s.excludes] + [f"{run_dir}/{OWNER_NAME}"]
-        files = run_hash_files(target, run_dir)
-        version = restic.detect_version(target, repo)
-        doc = make_manifest(host=target.name, policy_name=policy_name, policy=policy, run_dir=run_dir,
-                            records=[s.record for s in staged], files=files,
-                            restic_version=".".join(map(str, version)), backup_paths=[run_dir, *extra])
-        run_write_manifest(target, run_dir, doc)
-        result.details["sources"] = make_details(doc)
-        result.details["staging_dir"] = run_dir
-        paths = [run_dir, *extra] if not target.dry else extra
-        if target.dry:
-            args = restic.make_backup_args([run_dir, *extra], tags=make_tags(policy), host_tag=target.name, exclude=excludes)
-            output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
-            if not paths:
-                return restic.BackupSummary(snapshot_id=None, dry=True), None
-        # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
-        previous = interrupts.result(previous_future) if previous_future is not None else []
-        parent = previous[-1].id if previous else None
-        interrupts.check(target.name)  # a signal between staging and restic: stop before the snapshot
-        summary = restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
-                                parent=parent)
-        if previous_future is None or summary.snapshot_id is None:
-            return summary, None
-        new = restic.Snapshot(id=summary.snapshot_id, short_id=summary.snapshot_id[:8], time="", hostname=target.name,
-                              paths=sorted(paths), tags=make_tags(policy))
-        return summary, [*previous, new]
+        try:
+            return run_staged_snapshot(target, policy, policy_name, repo, result, run_dir, staged, previous_future)
+        finally:
+            run_cleanups(list(staged))
+
+
+def run_staged_snapshot(target: Target, policy: Policy, policy_name: str, repo: restic.Repo, result: StepResult,
+                        run_dir: str, staged: list[Staged], previous_future: Any,
+                        ) -> tuple[restic.BackupSummary, list[restic.Snapshot] | None]:
+    """Manifest and restic backup of what the sources staged (their cleanups run after, always)."""
+    for item in staged:
+        result.metrics.append(("ragops_backup_source_duration_seconds", {"source": item.name}, round(item.duration_s, 3)))
+    extra = [p for s in staged for p in s.backup_paths]
+    excludes = [e for s in staged for e in s.excludes] + [f"{run_dir}/{OWNER_NAME}"]
+    files = run_hash_files(target, run_dir, [p for s in staged for p in s.hash_paths])
+    version = restic.detect_version(target, repo)
+    doc = make_manifest(host=target.name, policy_name=policy_name, policy=policy, run_dir=run_dir,
+                        records=[s.record for s in staged], files=files,
+                        restic_version=".".join(map(str, version)), backup_paths=[run_dir, *extra])
+    run_write_manifest(target, run_dir, doc)
+    result.details["sources"] = make_details(doc)
+    result.details["staging_dir"] = run_dir
+    # under --dry nothing was staged: the stable copies may not exist (restic --dry-run reads in-place paths only)
+    stable = stable_root_of_run_dir(run_dir)
+    paths = [run_dir, *extra] if not target.dry else [p for p in extra if not p.startswith(stable + "/")]
+    if target.dry:
+        args = restic.make_backup_args([run_dir, *extra], tags=make_tags(policy), host_tag=target.name, exclude=excludes)
+        output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
+        if not paths:
+            return restic.BackupSummary(snapshot_id=None, dry=True), None
+    # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.
+    previous = interrupts.result(previous_future) if previous_future is not None else []
+    parent = previous[-1].id if previous else None
+    interrupts.check(target.name)  # a signal between staging and restic: stop before the snapshot
+    summary = restic.backup(target, repo, paths, tags=make_tags(policy), host_tag=target.name, exclude=excludes,
+                            parent=parent)
+    if previous_future is None or summary.snapshot_id is None:
+        return summary, None
+    new = restic.Snapshot(id=summary.snapshot_id, short_id=summary.snapshot_id[:8], time="", hostname=target.name,
+                          paths=sorted(paths), tags=make_tags(policy))
+    return summary, [*previous, new]
 
 
 def check_new_snapshot_kept(target: Target, repo: restic.Repo, gone: restic.ForgetResult, snapshot_id: str) -> None:

@@ -1,14 +1,18 @@
 """Redis facts for backups and restore tests, over plain RESP (stdlib only, runs ON the host).
 
-Usage: ``python3 - MODE [--host H] [--port P] [--socket PATH] [--sample N] [--wait S]`` with this
+Usage: ``python3 - MODE [--host H] [--port P] [--socket PATH] [--sample N] [--wait S] [--dump-dir DIR]`` with this
 script on stdin; the password (if any) comes from the environment variable ``REDISCLI_AUTH``.
 
 Modes (each prints one JSON object on the last stdout line):
-- ``probe``    version, per-db key counts (INFO keyspace) and the deterministic key-sample digest.
+- ``probe``    version, per-db key counts and expires (INFO keyspace), the last load's figures (INFO
+               persistence ``rdb_last_load_keys_loaded``/``_expired``, Redis >= 7) and the
+               deterministic key-sample digest (``--sample 0``: no SCAN, no digest).
 - ``bgsave``   trigger BGSAVE and wait until it finished AND LASTSAVE advanced (a save already in
                progress is waited for, then a new one is started); prints dir, dbfilename, AOF state.
 - ``rewrite``  trigger BGREWRITEAOF and wait until it finished (AOF-only setups).
-- ``info``     dir, dbfilename, AOF state, version (no save, no scan).
+- ``info``     dir, dbfilename, AOF state, version, LASTSAVE and the persistence figures that say
+               whether the dump on disk is current, plus ``os.lstat`` of the dump (in ``--dump-dir``,
+               default CONFIG GET dir; file name from CONFIG GET dbfilename) (no save, no scan).
 - ``wait``     wait until the server answers PING (a throwaway server loading a dump).
 - ``shutdown`` SHUTDOWN NOSAVE (a throwaway server).
 
@@ -98,14 +102,19 @@ def connect(args):
     return conn
 
 
-def read_keyspace(conn):
-    """{db number: key count} from INFO keyspace (db0:keys=1,expires=0,...)."""
+def read_keyspace(conn, field="keys"):
+    """{db number: key count} from INFO keyspace (db0:keys=1,expires=0,...); ``field="expires"``: TTL keys."""
     counts = {}
     for name, value in conn.info("keyspace").items():
         if name.startswith("db"):
             fields = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-            counts[int(name[2:])] = int(fields.get("keys", 0))
+            counts[int(name[2:])] = int(fields.get(field, 0))
     return counts
+
+
+def read_int(fields, name):
+    value = fields.get(name)
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
 
 def _lp(items):
@@ -168,11 +177,40 @@ def make_sample_digest(conn, n=256):
 
 def run_probe(conn, args):
     server = conn.info("server")
+    persistence = conn.info("persistence")
     counts = read_keyspace(conn)
-    digest, sampled = make_sample_digest(conn, int(args.get("sample", 256)))
+    n = int(args.get("sample", 256))
+    digest, sampled = make_sample_digest(conn, n) if n > 0 else (None, 0)
     return {"ok": True, "version": server.get("redis_version"), "db_keys": {str(k): v for k, v in sorted(counts.items())},
-            "keys": sum(counts.values()), "sample_size": int(args.get("sample", 256)), "sampled": sampled,
-            "sample_digest": digest}
+            "keys": sum(counts.values()), "db_expires": {str(k): v for k, v in sorted(read_keyspace(conn, "expires").items())},
+            "load": {"keys_loaded": read_int(persistence, "rdb_last_load_keys_loaded"),
+                     "keys_expired": read_int(persistence, "rdb_last_load_keys_expired")},
+            "sample_size": n, "sampled": sampled, "sample_digest": digest}
+
+
+def stat_dump(path):
+    """dev, inode, size, mtime/ctime (ns) of the dump file (not followed if a symlink); None if absent."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return {"path": path, "dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns, "regular": (st.st_mode & 0o170000) == 0o100000}
+
+
+PERSISTENCE = ("loading", "rdb_changes_since_last_save", "rdb_bgsave_in_progress", "rdb_last_bgsave_status", "rdb_saves",
+               "aof_enabled", "aof_rewrite_in_progress")
+
+
+def run_info(conn, args):
+    persistence = conn.info("persistence")
+    directory, dbfilename = read_config(conn, "dir"), read_config(conn, "dbfilename")
+    where = args.get("dump-dir") or directory
+    dump = os.path.join(where, dbfilename or "dump.rdb") if where else None
+    return {"ok": True, "dir": directory, "dbfilename": dbfilename, "appendonly": persistence.get("aof_enabled") == "1",
+            "appenddirname": read_config(conn, "appenddirname"), "version": conn.info("server").get("redis_version"),
+            "db_keys": {str(k): v for k, v in read_keyspace(conn).items()}, "lastsave": int(conn.call("LASTSAVE")),
+            "persistence": {k: persistence.get(k) for k in PERSISTENCE}, "dump": stat_dump(dump) if dump else None}
 
 
 def read_config(conn, name):
@@ -281,10 +319,7 @@ def main(argv):
     if args["mode"] == "wait":
         return {"ok": True}
     if args["mode"] == "info":
-        persistence = conn.info("persistence")
-        return {"ok": True, "dir": read_config(conn, "dir"), "dbfilename": read_config(conn, "dbfilename"),
-                "appendonly": persistence.get("aof_enabled") == "1", "appenddirname": read_config(conn, "appenddirname"),
-                "version": conn.info("server").get("redis_version"), "db_keys": {str(k): v for k, v in read_keyspace(conn).items()}}
+        return run_info(conn, args)
     if args["mode"] == "shutdown":
         try:
             conn.call("SHUTDOWN", "NOSAVE")

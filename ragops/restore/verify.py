@@ -23,9 +23,27 @@ from .compare import Check, compare_files
 from .plan import Layout
 
 
+def find_stable_paths(manifest: dict[str, Any]) -> list[str]:
+    """The manifest's backup paths inside the stable root beside its run dir (mirrors, snapshots)."""
+    from ..backup.sources.hooks import is_inside, is_safe_path
+    from ..backup.sources.stable import stable_root_of_run_dir
+
+    root = stable_root_of_run_dir(manifest["staging_dir"])
+    return [p for p in manifest.get("backup_paths", []) if is_safe_path(p) and is_inside(p, root) and p != root]
+
+
 def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any], scripts: Scripts | None = None) -> Check:
     staging = layout.restored(manifest["staging_dir"])
-    res = run_hash(target, staging, scripts)
+    stable = [layout.restored(p) for p in find_stable_paths(manifest)]
+    if stable:
+        from ..backup.manifest import MANIFEST_NAME
+        from ..backup.sources import OWNER_NAME
+        from ..backup.sources.hooks import HostScripts
+
+        args = ["--roots", staging, *stable, "--skip", MANIFEST_NAME, "--skip", OWNER_NAME]
+        res = (scripts or HostScripts(target)).run_script("hash_files", args)
+    else:
+        res = run_hash(target, staging, scripts)
     if not res.ok:
         return Check("files: sha256", False, f"hashing {staging} failed: {res.stderr.strip()[-300:]}")
     hashes = parse_json_line(res.stdout, "hash restored files").get("files", {})

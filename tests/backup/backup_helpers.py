@@ -144,3 +144,47 @@ def run_inspect(*args: str) -> dict[str, Any]:
     res = subprocess.run([VENV_PYTHON, "-", *args], input=INSPECT.read_text(), capture_output=True, text=True,
                          env={**os.environ, "ANONYMIZED_TELEMETRY": "False"}, timeout=300)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_dirs(staging: Path) -> list[str]:
+    """The per-run dirs left in a staging dir (each run removes its own; ``stable/`` stays by design)."""
+    return sorted(p.name for p in staging.iterdir() if p.name.startswith("run-")) if staging.exists() else []
+
+
+def files_below(path: Path) -> list[str]:
+    """Every file (not dir) below ``path``, relative: what a failed run left taking disk space."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if not p.is_dir()) if path.exists() else []
+
+
+def source_record(manifest: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(s for s in manifest["sources"] if s["kind"] == kind)
+
+
+def restored_path(restored: Path, path: str) -> Path:
+    return restored / path.lstrip("/")
+
+
+def assert_restored_sources_valid(target: Any, restored: Path, manifest: dict[str, Any], workdir: Path) -> None:
+    """The restored Chroma copy verifies against its record (chroma_inspect verify, in the venv that
+    has chromadb) and the restored Redis dump passes redis-check-rdb and loads with the recorded keys."""
+    from ragops.backup.sources.redis import run_dump_digest
+
+    (workdir / "m.json").write_text(json.dumps(manifest))
+    chroma = source_record(manifest, "chroma")
+    verify = subprocess.run([VENV_PYTHON, "-", "verify", str(restored_path(restored, chroma["path"])), str(workdir / "m.json")],
+                            input=INSPECT.read_text(), capture_output=True, text=True, timeout=300)
+    doc = json.loads(verify.stdout.strip().splitlines()[-1])
+    assert doc["ok"], [c for c in doc["checks"] if not c["ok"]]
+    if not any(s["kind"] == "redis" for s in manifest["sources"]):
+        return
+    rec = source_record(manifest, "redis")
+    dump = restored_path(restored, rec["path"])
+    dump = dump / "dump.rdb" if dump.is_dir() else dump
+    check = subprocess.run(["redis-check-rdb", str(dump)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout[-500:]
+    loaded = run_dump_digest(target, str(dump.parent), sample=rec.get("sample_size") or 0)
+    if rec.get("sample_digest"):
+        assert loaded["db_keys"] == rec["db_keys"] and loaded["sample_digest"] == rec["sample_digest"]
+    if isinstance(rec.get("keys"), int):
+        assert sum(loaded["db_keys"].values()) == rec["keys"] - int(rec.get("already_expired") or 0)
+

@@ -7,16 +7,13 @@ with the recorded key counts and sample digest. The pause strategy must always r
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
 import pytest
-from backup_helpers import VENV_PYTHON
+from backup_helpers import VENV_PYTHON, assert_restored_sources_valid
 
-from ragops.backup.sources.redis import run_dump_digest
 from ragops.backup.step import run_backup
-from ragops.remote import chroma_inspect
 
 WRITER = r'''
 import os, sys, time, random, socket
@@ -63,17 +60,7 @@ def writer(tmp_path, copy_chroma, redis_factory):
 
 def _check_snapshot(env, snap_id, dest):
     restored = env.restore(snap_id, dest)
-    manifest = env.manifest(restored)
-    run_dir = restored / manifest["staging_dir"].lstrip("/")
-    (dest / "m.json").write_text(json.dumps(manifest))
-    verdict = chroma_inspect.run_verify(str(run_dir / "chroma"), str(dest / "m.json"))
-    assert verdict["ok"], [c for c in verdict["checks"] if not c["ok"]]
-    check = subprocess.run(["redis-check-rdb", str(run_dir / "redis" / "dump.rdb")], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout[-500:]
-    rec = next(s for s in manifest["sources"] if s["kind"] == "redis")
-    loaded = run_dump_digest(env.target(), str(run_dir / "redis"), sample=rec["sample_size"])
-    assert loaded["db_keys"] == rec["db_keys"] and loaded["sample_digest"] == rec["sample_digest"]
-    return manifest
+    assert_restored_sources_valid(env.target(), restored, env.manifest(restored), dest)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,12 @@ def test_a_live_copy_is_validated_and_recorded_per_collection(chroma_dataset, ba
     target = env.target()
     with run_staging(target, str(env.staging)) as run_dir:
         staged = stage(target, ChromaSource(data_dir=str(chroma_dataset), probes=3, probe_k=4), run_dir)
-        assert (Path(run_dir) / "chroma" / "chroma.sqlite3").is_file()
+    # the copy is the mirror at the stable path (ext4 here: no reflinks), kept for the next run
+    assert (env.staging / "stable" / "chroma" / "chroma.sqlite3").is_file()
     rec = staged.record
     assert rec["strategy"] == "live" and rec["attempts"] == 1 and rec["integrity_check"] == "ok"
+    assert rec["copy_mode"] == "mirror" and rec["path"] == str(env.staging / "stable" / "chroma")
+    assert staged.backup_paths == [rec["path"]] and staged.cleanup is None
     cols = {c["name"]: c for c in rec["collections"]}
     assert (cols["docs"]["count"], cols["faq"]["count"]) == (6000, 4500)
     assert cols["docs"]["metric"] == "cosine" and cols["docs"]["embedding_model"] == "all-MiniLM-L6-v2"
@@ -44,17 +48,29 @@ def _marker_commands(tmp_path: Path) -> tuple[str, str, Path]:
 
 
 @pytest.mark.parametrize("strategy", ["stop", "pause"])
-def test_the_writer_is_resumed_even_when_the_copy_fails(strategy, tmp_path, backup_env, chroma_dataset):
+@pytest.mark.parametrize("copy_mode", ["full", "mirror"])
+def test_the_writer_is_resumed_even_when_the_copy_fails(strategy, copy_mode, tmp_path, backup_env, chroma_dataset):
     before, after, log = _marker_commands(tmp_path)
     held = {"stop": {"command": before, "start_command": after}} if strategy == "stop" else {"pause": {"pre": before, "post": after}}
     env = backup_env(chroma_dir=chroma_dataset)
     target = env.target()
-    source = ChromaSource.model_validate({"data_dir": str(chroma_dataset), "strategy": strategy, **held})
-    with pytest.raises(StepError, match="copy of"), run_staging(target, str(env.staging)) as run_dir:
-        (Path(run_dir) / "chroma").write_text("a file where the copy's directory should go")
-        stage(target, source, run_dir)
+    source = ChromaSource.model_validate({"data_dir": str(chroma_dataset), "strategy": strategy, "copy_mode": copy_mode,
+                                          **held})
+    mirror = env.staging / "stable" / "chroma"
+    try:
+        with pytest.raises(StepError, match="copy of" if copy_mode == "full" else "updating the mirror"), \
+                run_staging(target, str(env.staging)) as run_dir:
+            if copy_mode == "full":
+                (Path(run_dir) / "chroma").write_text("a file where the copy's directory should go")
+            else:  # an immutable mirror dir: every write into it fails (EPERM) while the writer is held
+                mirror.mkdir(parents=True)
+                subprocess.run(["chattr", "+i", str(mirror)], check=True)
+            stage(target, source, run_dir)
+    finally:
+        if mirror.exists():
+            subprocess.run(["chattr", "-i", str(mirror)], check=True)
     assert log.read_text().split() == ["stopped", "started"]
-    assert list(env.staging.iterdir()) == []
+    assert [p.name for p in env.staging.iterdir()] == ([] if copy_mode == "full" else ["stable"])
 
 
 def test_a_stopped_writer_is_started_again_after_a_good_copy(tmp_path, backup_env, chroma_dataset):
@@ -83,4 +99,4 @@ def test_a_live_copy_that_keeps_failing_validation_is_retried_then_fails_loudly(
         with run_staging(target, str(env.staging)) as run_dir:
             stage(target, ChromaSource(data_dir=str(chroma_dataset), live_retries=2), run_dir)
     assert len(counter.read_text().split()) == 3
-    assert list(env.staging.iterdir()) == []
+    assert [p.name for p in env.staging.iterdir()] == ["stable"]  # the run dir is gone; the mirror stays

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from backup_helpers import INSPECT, VENV_PYTHON
+from backup_helpers import assert_restored_sources_valid, files_below, run_dirs
 from fleet_helpers import INVOKE, REPO
 
 from ragops.backup.step import run_backup
@@ -34,31 +34,21 @@ def test_a_backup_restores_to_a_valid_chroma_dir_and_a_loadable_redis_dump_match
     snap = env.snapshots()[-1]
     assert set(snap["tags"]) == {"test", "ragops"} and snap["hostname"] == "local"
     assert hook_log.read_text().split() == ["before", "after", result.details["snapshot_id"]]
-    assert list(env.staging.iterdir()) == [], "staging removed after the run"
+    assert run_dirs(env.staging) == [], "the run dir is removed after the run"
+    assert (env.staging / "stable" / "chroma" / "chroma.sqlite3").is_file(), "the mirror stays for the next run"
     names = {m[0] for m in result.metrics}
     assert {"ragops_backup_bytes_added", "ragops_backup_snapshot_bytes", "ragops_backup_files",
             "ragops_backup_source_duration_seconds"} <= names
 
     restored = env.restore(snap["id"], tmp_path / "restored")
     manifest = env.manifest(restored)
-    run_dir = manifest["staging_dir"]
     assert (restored / conf.relative_to("/") / "app.yaml").is_file()
     assert not (restored / conf.relative_to("/") / "skip.tmp").exists()
     for path, meta in manifest["files"].items():  # every staged file restored byte-identical
         data = (restored / path.lstrip("/")).read_bytes()
         assert len(data) == meta["bytes"]
         assert hashlib.sha256(data).hexdigest() == meta["sha256"], path
-    (tmp_path / "m.json").write_text(json.dumps(manifest))
-    verify = subprocess.run([VENV_PYTHON, "-", "verify", str(restored / run_dir.lstrip("/") / "chroma"), str(tmp_path / "m.json")],
-                            input=INSPECT.read_text(), capture_output=True, text=True, timeout=300)
-    doc = json.loads(verify.stdout.strip().splitlines()[-1])
-    assert doc["ok"], [c for c in doc["checks"] if not c["ok"]]
-
-    from ragops.backup.sources.redis import run_dump_digest
-
-    redis_rec = next(s for s in manifest["sources"] if s["kind"] == "redis")
-    loaded = run_dump_digest(env.target(), str(restored / run_dir.lstrip("/") / "redis"), sample=redis_rec["sample_size"])
-    assert loaded["db_keys"] == redis_rec["db_keys"] and loaded["sample_digest"] == redis_rec["sample_digest"]
+    assert_restored_sources_valid(env.target(), restored, manifest, tmp_path)
 
 
 def test_dry_run_stages_nothing_and_records_no_snapshot(redis_100k, chroma_dataset, backup_env, capsys):
@@ -89,7 +79,7 @@ def test_a_full_staging_disk_ends_with_one_clear_error_no_staging_and_no_snapsho
         with pytest.raises(StepError, match="no space left on device") as info:
             run_backup(env.target())
         assert "staging disk full" in str(info.value) and "\n" not in str(info.value).strip()[:200]
-        assert list((mount / "staging").iterdir()) == []
+        assert files_below(mount / "staging") == [], "a full disk: the run's copies are removed, mirror included"
         assert env.snapshots() == []
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)

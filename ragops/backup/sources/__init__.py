@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,8 @@ class Staged:
     backup_paths: list[str] = field(default_factory=list)  # absolute paths restic reads in place
     excludes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    hash_paths: list[str] = field(default_factory=list)  # stable paths whose files go into the manifest's hashes
+    cleanup: Callable[[], None] | None = None  # after restic (always, also on failure): e.g. drop a snapshot
 
 
 def make_run_dir(staging_dir: str, now: float | None = None, rand: str | None = None) -> str:

@@ -18,8 +18,9 @@ an incompatible snapshot (``refuse_restore``) and prints the operator's steps (`
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +29,7 @@ from ...errors import StepError
 from ...remote import script
 from ...seam import Target, quote
 from ..policy_sources import ChromaSource, PauseSettings, StopSettings
-from . import Staged, make_copy_command, parse_json_line, run_or_fail
+from . import Staged, parse_json_line, run_or_fail
 from .hooks import Check, HostScripts, Scripts, TestContext, check_staged_path, is_count, is_safe_path
 
 KEY = "chroma"
@@ -100,41 +101,67 @@ def make_record(doc: dict[str, Any], source: ChromaSource, data_dir: str, dest: 
             "checks": doc.get("checks", [])}
 
 
+def run_record(target: Target, source: ChromaSource, directory: str) -> dict[str, Any]:
+    """Describe a copy that is consistent by construction from its sqlite file (streaming, no index
+    in RAM; ``chroma_record.py``); the probes' top-k come from ``server_url`` when one is set."""
+    args = ["record", directory, "--probes", str(int(source.probes)), "--k", str(int(source.probe_k))]
+    args += ["--server", source.server_url] if source.server_url else []
+    res = HostScripts(target).run_script("chroma_record", args)
+    return parse_json_line(res.stdout, f"chroma record {directory}")
+
+
 def stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | None:
+    """Copy (``chroma_copy``: snapshot, reflink or plain mirror at the stable path, or a full copy),
+    then describe: from sqlite when the copy is consistent by construction (the writer was held);
+    a live copy is opened and validated (``chroma_inspect``) and retried."""
+    from .chroma_copy import Copy, run_cleanup, run_copy
+
     data_dir = source.data_dir or target.settings.chroma.data_dir
     if not source.enabled or not data_dir:
         return None
     started = time.monotonic()
-    dest = f"{run_dir}/chroma"
     python = target.settings.backup.chroma_python
-    copy: Callable[[], None]
-    if source.strategy == "live":
-        def copy() -> None:
-            for cmd in make_live_copy_commands(data_dir, dest, target.python):
-                run_or_fail(target, cmd, f"live copy of {data_dir}")
-    else:
-        def copy() -> None:
-            run_or_fail(target, make_copy_command(data_dir, dest), f"copy of {data_dir}")
     if not target.run(f"[ -f {quote(data_dir + '/chroma.sqlite3')} ]").ok:
         raise StepError(f"{target.name}: {data_dir} is not a Chroma persistent dir (no chroma.sqlite3)")
     attempts = 1 + (source.live_retries if source.strategy == "live" else 0)
     failures: list[str] = []
     for attempt in range(1, attempts + 1):
-        with hold_writer(target, source):
-            copy()
-        if target.dry:
-            output.dry_command(target.name, f"would validate {dest} and record collections, ids digests and probes")
-            return Staged("chroma", {"kind": "chroma", "strategy": source.strategy, "data_dir": data_dir, "path": dest},
-                          duration_s=time.monotonic() - started)
-        doc = run_inspect(target, python, dest, source.probes, source.probe_k)
-        if doc.get("ok"):
-            return Staged("chroma", make_record(doc, source, data_dir, dest, attempt), duration_s=time.monotonic() - started)
+        copy: Copy = run_copy(target, source, data_dir, run_dir)
+        done = False
+        try:
+            if target.dry:
+                output.dry_command(target.name, f"would describe {copy.path} and record collections, ids digests and probes")
+                done = True
+                return make_staged(target, copy, {"kind": "chroma", "strategy": source.strategy, "data_dir": data_dir,
+                                                  "path": copy.path}, started)
+            live = source.strategy == "live"
+            doc = run_inspect(target, python, copy.path, source.probes, source.probe_k) if live \
+                else run_record(target, source, copy.path)
+            if doc.get("ok"):
+                record = make_record(doc, source, data_dir, copy.path, attempt)
+                record.update(copy_mode=copy.mode, hold_s=round(copy.hold_s, 4), described_by=doc.get("described_by", "chromadb"))
+                if copy.stats:
+                    record["copy_stats"] = {k: copy.stats.get(k) for k in ("files", "changed", "bytes_written", "bytes_total")}
+                done = True
+                return make_staged(target, copy, record, started)
+        finally:
+            if not done:
+                run_cleanup(target, copy)
         bad = [f"{c['check']}: {c['evidence']}" for c in doc.get("checks", []) if not c["ok"]] or [str(doc.get("error"))]
         failures.append(f"attempt {attempt}: " + "; ".join(bad)[:400])
         output.warn(target.name, f"chroma copy failed validation ({failures[-1]})")
-        target.run(f"rm -rf -- {quote(dest)}", write=True)
+        if not copy.stable:
+            target.run(f"rm -rf -- {quote(copy.path)}", write=True)
     raise StepError(f"{target.name}: no valid copy of {data_dir} after {attempts} attempt(s) ({source.strategy}): "
                     + " | ".join(failures))
+
+
+def make_staged(target: Target, copy: Any, record: dict[str, Any], started: float) -> Staged:
+    from .chroma_copy import run_cleanup
+
+    stable = [copy.path] if copy.stable else []
+    return Staged("chroma", record, backup_paths=stable, hash_paths=stable, duration_s=time.monotonic() - started,
+                  cleanup=functools.partial(run_cleanup, target, copy) if copy.cleanup else None)
 
 
 # -- backup: staging size, report summary, manifest record checks -------------------------------
@@ -144,8 +171,18 @@ def data_dir_of(target: Target, source: ChromaSource) -> str | None:
 
 
 def staging_paths(target: Target, source: ChromaSource) -> list[str]:
+    """What the run will copy (free-space preflight): the data dir for a full copy or a first mirror;
+    nothing for a snapshot or an existing mirror (updated in place: it grows by what changed)."""
+    from .chroma_copy import resolve_mode
+    from .stable import stable_dir
+
     data_dir = data_dir_of(target, source)
-    return [data_dir] if source.enabled and data_dir else []
+    if not source.enabled or not data_dir:
+        return []
+    mode = resolve_mode(target, source, data_dir)
+    if mode == "snapshot" or (mode != "full" and target.run(f"[ -d {quote(stable_dir(target, 'chroma'))} ]").ok):
+        return []
+    return [data_dir]
 
 
 def describe(record: dict[str, Any]) -> dict[str, Any]:

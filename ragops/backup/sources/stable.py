@@ -54,6 +54,7 @@ def run_prepare(target: Target, key: str) -> str:
     path = stable_dir(target, key)
     res = target.run(make_prepare_command(os.path.dirname(path), key), write=True)
     if not res.ok:
-        raise StepError(f"{target.name}: cannot prepare the stable staging dir {path} (a symlink or not a directory?): "
-                        f"{res.stderr.strip()[-300:]}")
+        why = "no space left on device (staging disk full)" if "No space left" in res.stderr \
+            else "a symlink or not a directory?"
+        raise StepError(f"{target.name}: cannot prepare the stable staging dir {path} ({why}): {res.stderr.strip()[-300:]}")
     return path

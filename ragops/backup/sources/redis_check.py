@@ -1,0 +1,115 @@
+"""Describing the staged Redis dump without loading it (``sources.redis.dump_check``).
+
+``check-rdb`` (default): ``redis-check-rdb`` streams the staged file (little RAM, no server) and its
+output gives the record's figures: checksum OK, keys read, expires, already expired, redis-ver.
+``load``: also today's description from a throwaway ``redis-server`` loading the staged file
+(per-db key counts and the key-sample digest; RAM in proportion to the dump).
+
+Either is skipped when the staged file is the one described last time: same dev:inode, size,
+mtime and ctime (a small JSON cache in the stable dir, ``.ragops-check.json``, kept out of the
+snapshot); an unchanged dump costs one ``stat``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from ...errors import ConfigError, StepError
+from ...seam import Target, quote
+from ...secrets import read_redis_password
+from ..policy_sources import RedisSource
+from .redis_server import run_dump_digest, run_remote_probe
+from .redis_stage import CACHE_NAME, StagedDump
+
+CACHE_FORMAT = 1
+_INFO = {name: re.compile(rf"^\[info\] (\d+) {name.replace('_', ' ')}\s*$", re.M)
+         for name in ("keys_read", "expires", "already_expired")}
+_VERSION = re.compile(r"AUX FIELD redis-ver = '([^']{1,40})'")
+LOAD_FIELDS = ("db_keys", "keys", "sample_digest", "sampled")
+
+
+def parse_check_rdb(text: str) -> dict[str, Any]:
+    """redis-check-rdb's figures: checksum_ok (False when saved with ``rdbchecksum no``), looks_ok,
+    keys_read, expires, already_expired (None when not printed), redis_ver of the writer."""
+    figures: dict[str, Any] = {"checksum_ok": "Checksum OK" in text, "looks_ok": "RDB looks OK" in text}
+    for name, pattern in _INFO.items():
+        found = pattern.search(text)
+        figures[name] = int(found.group(1)) if found else None
+    version = _VERSION.search(text)
+    figures["rdb_redis_ver"] = version.group(1) if version else None
+    return figures
+
+
+def run_check_rdb(target: Target, check_rdb: str, path: str, *, what: str = "staged dump") -> dict[str, Any]:
+    """redis-check-rdb on ``path``: its figures; ConfigError when the tool is missing (exit 2), StepError
+    when it rejects the file."""
+    res = target.run(f"{quote(check_rdb)} {quote(path)}")
+    if res.exited in (126, 127):  # the shell's "not found" / "not executable": a setup error, not a bad dump
+        raise ConfigError(f"{target.name}: {check_rdb!r} is not installed or not executable on the host: "
+                          "install redis-tools or point the policy setting sources.redis.check_rdb at it")
+    text = res.stdout + res.stderr
+    figures = parse_check_rdb(text)
+    if not res.ok or not figures["looks_ok"] or figures["keys_read"] is None:
+        raise StepError(f"{target.name}: {check_rdb} rejected the {what}: {text.strip()[-300:]}")
+    return figures
+
+
+def read_cache(text: str) -> dict[str, Any]:
+    """The cache document, or {} when absent or not ours (never trusted beyond its own format)."""
+    try:
+        doc = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) and doc.get("format") == CACHE_FORMAT else {}
+
+
+def _cached(cache: dict[str, Any], identity: str, part: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    entry = cache.get(part)
+    if cache.get("identity") == identity and isinstance(entry, dict) and entry.get("key") == key \
+            and isinstance(entry.get("result"), dict):
+        return entry["result"]
+    return None
+
+
+def describe_dump(target: Target, source: RedisSource, dump: StagedDump) -> dict[str, Any]:
+    """The record's description of the staged dump (redis-check-rdb and, with ``dump_check: load``,
+    the throwaway-load counts and digest), re-computed only when the staged file changed."""
+    cache = read_cache(dump.cache_text)
+    fresh: dict[str, Any] = {"format": CACHE_FORMAT, "identity": dump.identity}
+    fields: dict[str, Any] = {"dump_check": source.dump_check}
+    if source.verify:
+        key: dict[str, Any] = {"check_rdb": source.check_rdb}
+        result = _cached(cache, dump.identity, "check", key)
+        fields["check_cached"] = result is not None
+        if result is None:
+            result = {**run_check_rdb(target, source.check_rdb, dump.path), "checked_at": int(time.time())}
+        fresh["check"] = {"key": key, "result": result}
+        fields.update(check=f"{source.check_rdb}: ok", checksum_ok=result["checksum_ok"], keys_read=result["keys_read"],
+                      expires=result["expires"], already_expired=result["already_expired"],
+                      rdb_redis_ver=result["rdb_redis_ver"], checked_at=result["checked_at"])
+    else:
+        fields["check"] = "skipped (sources.redis.verify: false)"
+    if source.dump_check == "load":
+        server = target.settings.backup.redis_server
+        if source.sample_keys and target.run(f"command -v {quote(server)} >/dev/null").ok:
+            key = {"server": server, "sample": str(source.sample_keys)}
+            loaded = _cached(cache, dump.identity, "load", key)
+            fields["load_cached"] = loaded is not None
+            if loaded is None:
+                doc = run_dump_digest(target, dump.stable_dir, sample=source.sample_keys,
+                                      timeout=source.bgsave_timeout_s, server=server)
+                loaded = {k: doc.get(k) for k in LOAD_FIELDS}
+            fresh["load"] = {"key": key, "result": loaded}
+            fields["sample_source"] = "dump"
+        else:  # no redis-server on the host: the live server, right after the save (approximate under writes)
+            loaded = run_remote_probe(target, "probe", read_redis_password(target.settings.redis),
+                                      extra=["--sample", str(int(source.sample_keys))])
+            fields["sample_source"] = "live"
+        fields.update(db_keys=loaded.get("db_keys"), keys=loaded.get("keys"), sample_size=source.sample_keys,
+                      sample_digest=loaded.get("sample_digest"))
+    if fresh != cache:
+        target.put_text(json.dumps(fresh, sort_keys=True) + "\n", f"{dump.stable_dir}/{CACHE_NAME}", mode="0600")
+    return fields
