@@ -2,7 +2,8 @@
 and, afterwards, query latency in its time window and the writer's hold time.
 
 - disk: `statvfs` used bytes of the filesystem under test every 50 ms, minus the value just before
-  the run (`disk_peak_extra_mb`), and after it ended (`disk_after_extra_mb`: e.g. a mirror kept);
+  the run (after `sync -f`; `disk_peak_extra_mb`), and after it ended and `sync -f` (`disk_after_extra_mb`:
+  e.g. a mirror kept on disk);
 - RSS: every 50 ms, the process tree of the command (ppid links from /proc/*/stat), summing VmRSS
   (statm) of every process except `restic` (reported apart as `restic_rss_peak_mb`) and except any
   pid in `exclude` (the Chroma server, which is detached anyway). For plain restic, the tree IS restic.
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scale_fs import used_bytes
+from scale_fs import sync_fs, used_bytes
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MB = 1e6
@@ -92,6 +93,7 @@ def run_measured(argv: list[str], *, fs_path: Path, out_file: Path, exclude: set
                  cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 7200) -> dict[str, Any]:
     """Run argv (stdout to out_file, stderr kept), sampling disk and RSS; never raises on a failed rc."""
     err_file = out_file.with_suffix(".stderr")
+    sync_fs(fs_path)  # a settled baseline (untimed)
     with open(out_file, "wb") as out, open(err_file, "wb") as err:
         t0_wall, t0 = time.time(), time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd, env=env)
@@ -107,9 +109,12 @@ def run_measured(argv: list[str], *, fs_path: Path, out_file: Path, exclude: set
             sampler.stop_flag.set()
             sampler.join()
         wall = time.monotonic() - t0
+    sync_fs(fs_path)  # what the run left on disk, written out (untimed)
+    after = used_bytes(fs_path)
+    sampler.disk_peak = max(sampler.disk_peak, after)
     return {"wall_s": round(wall, 3), "rc": rc, "t0": t0_wall, "t1": t0_wall + wall,
             "disk_peak_extra_mb": round((sampler.disk_peak - sampler.disk0) / MB, 1),
-            "disk_after_extra_mb": round((used_bytes(fs_path) - sampler.disk0) / MB, 1),
+            "disk_after_extra_mb": round((after - sampler.disk0) / MB, 1),
             "rss_peak_mb": round(sampler.rss_peak / MB, 1), "restic_rss_peak_mb": round(sampler.restic_peak / MB, 1),
             "procs_peak": sampler.procs_peak, "samples": sampler.samples,
             "stderr_tail": err_file.read_text(errors="replace")[-1500:] if rc else ""}

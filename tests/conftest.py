@@ -5,18 +5,21 @@
 - ``redis_factory``  session: ``start(name, *, password=None, appendonly=False) -> RedisServer``
 - ``redis_server``   session: one RedisServer (no password) from the factory
 - ``s3_server``      session: S3Server (SeaweedFS), started only when a test requests it
+- ``loop_fs``        function: ``make(kind) -> LoopFilesystem``: btrfs or XFS (reflink) on a loop device
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 if __package__:  # tests/ is a package (rootdir on sys.path)
-    from . import services
+    from . import filesystems, services
 else:  # pytest's default "prepend" import mode puts tests/ itself on sys.path
+    import filesystems  # type: ignore[no-redef]
     import services  # type: ignore[no-redef]
 
 
@@ -66,3 +69,23 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.S3S
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def loop_fs(tmp_path: Path) -> Iterator[Callable[[str], filesystems.LoopFilesystem]]:
+    """Make real btrfs / XFS filesystems on loop devices; all unmounted and removed afterwards."""
+    made: list[filesystems.LoopFilesystem] = []
+
+    def make(kind: str, size_mb: int = 512) -> filesystems.LoopFilesystem:
+        missing = filesystems.missing_tools(kind)
+        if missing:
+            pytest.fail(f"{kind} tests need {', '.join(missing)}: run scripts/setup.sh (installs btrfs-progs, xfsprogs)")
+        fs = filesystems.LoopFilesystem.make(kind, tmp_path / f"fs-{kind}-{len(made)}", size_mb)
+        made.append(fs)
+        return fs
+
+    try:
+        yield make
+    finally:
+        for fs in made:
+            fs.stop()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import output
 from ..errors import ConfigError
+from ..resources import wrap_nice
 from ..seam import Target
 from .errors import RepoMissingError, ResticError
 from .repository import (
@@ -116,7 +117,7 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
            exclude: list[str] | None = None, timeout: float | None = None, parent: str | None = None) -> BackupSummary:
     """Snapshot absolute paths. Under --dry: `backup --dry-run` (a read) reports what would be sent."""
     args = make_backup_args(paths, tags=tags, host_tag=host_tag, exclude=exclude, dry=target.dry, parent=parent)
-    cmd = make_restic_command(repo, args, json=True)
+    cmd = wrap_nice(target, make_restic_command(repo, args, json=True))  # resources.nice/ionice
     check_reachable(target, repo)
 
     def once() -> Any:

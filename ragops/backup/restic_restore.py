@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..errors import ConfigError
+from ..resources import wrap_nice
 from ..seam import Target
 from .errors import RepoDamagedError, ResticError
 from .repository import Repo, detect_version, make_restic_command, make_secrets, run_restic
@@ -24,7 +25,7 @@ def check(target: Target, repo: Repo, read_data_subset: str | None = None, *, ra
     """`restic check [--read-data-subset X]`; text output (0.14 has no check --json)."""
     args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])
     try:
-        res = run_restic(target, repo, args, json=False)
+        res = run_restic(target, repo, args, json=False, command=wrap_nice(target, make_restic_command(repo, args)))
     except ResticError as exc:
         if type(exc) is not ResticError:  # missing, password, lock, unreachable: not damage
             raise
@@ -56,8 +57,10 @@ def restore(target: Target, repo: Repo, snapshot_id: str, target_dir: str, inclu
     for pattern in include or []:
         args += ["--include", pattern]
     if target.dry and detect_version(target, repo) >= (0, 17, 0):
-        return run_restic(target, repo, args + ["--dry-run"], json=False).stdout
-    return run_restic(target, repo, args, json=False, write=True).stdout
+        args.append("--dry-run")
+        return run_restic(target, repo, args, json=False, command=wrap_nice(target, make_restic_command(repo, args))).stdout
+    return run_restic(target, repo, args, json=False, write=True,
+                      command=wrap_nice(target, make_restic_command(repo, args))).stdout  # resources.nice/ionice
 
 
 def make_copy_command(src: Repo, dst: Repo, snapshot_ids: list[str]) -> str:

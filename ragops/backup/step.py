@@ -235,7 +235,8 @@ def run_backup(target: Target, policy_name: str | None = None) -> StepResult:
         raise
     result.details.update(snapshot_id=summary.snapshot_id, data_added=summary.data_added,
                           files=summary.total_files_processed, bytes=summary.total_bytes_processed,
-                          restic_backup_s=round(summary.wall_s, 3))
+                          restic_backup_s=round(summary.wall_s, 3), files_new=summary.files_new,
+                          files_changed=summary.files_changed, files_unmodified=summary.files_unmodified)
     result.files = summary.total_files_processed
     result.metrics += [("ragops_backup_bytes_added", {}, float(summary.data_added)),
                        ("ragops_backup_snapshot_bytes", {}, float(summary.total_bytes_processed)),

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..resources import ResourceSettings
+
 CONFIG_NAME = "ragops.yaml"
 LOCAL = "local"
 StepName = Literal["cleanup", "logrotate", "health", "docker", "backup"]
@@ -170,6 +172,7 @@ class HostSettings(Model):
     pings: PingSettings = Field(default_factory=PingSettings, description="Start/success/failure pings per run.")
     backup: BackupSettings = Field(default_factory=BackupSettings, description="Backups of this host: which policy, where to stage, which restic.")
     docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker: pruning, log audit, Compose upgrades and releases.")
+    resources: ResourceSettings = Field(default_factory=ResourceSettings, description="CPU/I/O priority and the memory cap of heavy commands (restic, Chroma helpers, the throwaway redis-server); see docs/resources.md.")
 
 
 class Connection(Model):

@@ -30,7 +30,7 @@ from ..errors import ExitCode, RagopsError, VerifyError
 from ..report import DEGRADED, FAILED, OK, StepResult, format_bytes
 from ..runner import Step
 from ..seam import Target, quote
-from . import freshness, guard, plan, record, setup, verify
+from . import freshness, guard, memory_preflight, plan, record, setup, verify
 from .compare import Check, summarize
 from .snapshot import load_policy, lookup_snapshot, read_manifest, resolve_snapshot
 
@@ -127,6 +127,7 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
             interrupts.result(snap_future)  # no such snapshot: the lookup's error says so best
             raise
         setup.run_space_check(target, layout.root, need)
+        memory_preflight.run_memory_preflight(target, repo, snap_future, source.name)  # before anything loads
         for key in registry.keys():  # e.g. ChromaDB's import overlaps the restore
             registry.hook(key, "begin")(ctx)
         t0 = time.monotonic()

@@ -5,8 +5,8 @@ exit 130 with one JSON document, the failed-run metrics are written.
 Real parts: a ChromaDB dir, a restic repository, a writer process that the ``stop`` strategy really
 stops (SIGSTOP) and starts (SIGCONT), ``pause`` hooks that create and remove a marker. To know the
 phase and make it last, one step sleeps after writing a phase marker: the pause/stop command
-(hold), a ``cp`` wrapper first in PATH (copy of the Chroma dir), the ``backup.chroma_python``
-wrapper (validate); in the restic phase the real restic runs, slowed by ``--limit-upload 1``.
+(hold), the host ``python`` wrapper while it runs the mirror update (copy) or the sqlite record
+of the copy (validate); in the restic phase the real restic runs, slowed by ``--limit-upload 1``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 PHASES = ["hold", "copy", "validate", "restic"]
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
-REAL_CP, REAL_RESTIC = shutil.which("cp"), shutil.which("restic")
+REAL_RESTIC = shutil.which("restic")
 
 
 def process_state(pid: int) -> str:
@@ -74,11 +74,13 @@ class SignalCase:
         def slow(phase: str, then: str) -> str:  # in `phase`: write its marker, then `then`
             return f'[ "$(cat {tmp}/slow-phase)" = {phase} ] && {{ touch {self.phases}/{phase}; {then}; }}'
 
-        write_script(self.bin / "cp", f'for last; do :; done\ncase "$last" in */chroma) {slow("copy", "sleep 100")};; esac\n'
-                     f'exec {REAL_CP} "$@"\n')
+        # the host's Python runs the mirror update (`- SRC DST MODE`: copy) and the sqlite record (`- record DIR`: validate)
+        helpers = write_script(self.bin / "host-python",
+                               f'[ "$2" = record ] && {slow("validate", "sleep 100")}\n'
+                               f'case "$4" in copy|reflink|auto) {slow("copy", "sleep 100")};; esac\n'
+                               f'exec {VENV_PYTHON} "$@"\n')
         limited = slow("restic", f'exec {REAL_RESTIC} --limit-upload 1 "$@"')
         restic = write_script(self.bin / "restic", f'for a; do [ "$a" = backup ] && {limited}; done\nexec {REAL_RESTIC} "$@"\n')
-        python = write_script(self.bin / "python", f'{slow("validate", "sleep 100")}\nexec {VENV_PYTHON} "$@"\n')
         hold = slow("hold", "sleep 100") + "; true"
         self.writer = subprocess.Popen(["sh", "-c", f"while :; do echo x >> {tmp}/writer.log; sleep 0.1; done"],
                                        start_new_session=True)
@@ -91,7 +93,8 @@ class SignalCase:
         self.env = make_backup_env(tmp, chroma_dir=dest, strategy=strategy, chroma_extra=extra, init=False, repo_url=str(repo))
         self.env.repo = repo
         doc = yaml.safe_load(self.env.config.read_text())
-        doc["defaults"]["backup"].update(restic=restic, chroma_python=python)
+        doc["defaults"]["backup"].update(restic=restic)
+        doc["defaults"]["python"] = helpers
         self.config = self.env.config
         self.config.write_text(yaml.safe_dump(doc, sort_keys=False))
 

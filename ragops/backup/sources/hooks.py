@@ -51,7 +51,11 @@ class HostScripts:
     def command(self, args: list[str], *, python: str | None = None, env: dict[str, str] | None = None) -> str:
         prefix = "".join(f"{k}={quote(v)} " for k, v in (env or {}).items())
         interpreter = quote(python) if python else self.target.python
-        return f"{prefix}{interpreter} - " + " ".join(quote(str(a)) for a in args)
+        # Every helper runs under resources.nice/ionice and the memory cap (ragops.resources): the cap
+        # is per process, so the light stdlib helpers never near it and a new heavy one cannot forget it.
+        from ...resources import wrap_capped
+
+        return prefix + wrap_capped(self.target, f"{interpreter} - " + " ".join(quote(str(a)) for a in args))
 
     def run_script(self, names: str | tuple[str, ...], args: list[str], *, python: str | None = None,
                    env: dict[str, str] | None = None, write: bool = False, timeout: float | None = None,

@@ -1,0 +1,126 @@
+"""The Chroma copy modes on real filesystems: btrfs snapshots, XFS reflinks, the ext4 mirror.
+
+Real parts: btrfs and XFS on loop devices (``loop_fs``), a ChromaDB dir, restic. What is asserted is
+behaviour, not timing: the snapshot is gone after the backup (also when restic fails), the writer
+hold of a snapshot is short, an unchanged second backup makes restic read no file content (its
+summary: every Chroma file unmodified), reflinks share extents (the filesystem barely grows), the
+mirror rewrites only the changed files and keeps the others' inodes, and every snapshot restores
+to a store that verifies against its manifest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from backup_helpers import assert_restored_sources_valid, run_dirs
+
+from ragops.backup.step import run_backup
+from ragops.errors import RagopsError
+
+STOP = {"stop": {"command": "true", "start_command": "true"}}
+
+
+def place_chroma(fs, chroma_dataset: Path) -> Path:
+    """The dataset as the live data dir on ``fs``: a subvolume on btrfs, a plain dir elsewhere."""
+    data = fs.subvolume("chroma") if fs.kind == "btrfs" else fs.mount / "chroma"
+    shutil.copytree(chroma_dataset, data, dirs_exist_ok=True)
+    return data
+
+
+def chroma_files(path: Path) -> int:
+    return sum(1 for p in path.rglob("*") if p.is_file())
+
+
+def make_env(backup_env, data: Path, staging: Path, **chroma):
+    return backup_env(chroma_dir=data, strategy="stop", staging=staging, chroma_extra={**STOP, **chroma})
+
+
+def test_a_btrfs_snapshot_is_the_copy_held_briefly_and_dropped_after_the_backup(loop_fs, chroma_dataset, backup_env, tmp_path):
+    fs = loop_fs("btrfs")
+    data = place_chroma(fs, chroma_dataset)
+    env = make_env(backup_env, data, fs.mount / "staging")
+    result = run_backup(env.target())
+    assert result.status == "ok", result.message
+    rec = next(s for s in result.details["sources"] if s["kind"] == "chroma")
+    assert rec["copy_mode"] == "snapshot" and rec["path"] == str(fs.mount / "staging" / "stable" / "chroma")
+    assert rec["hold_s"] < 1.0 and rec["described_by"] == "sqlite"
+    assert not (fs.mount / "staging" / "stable" / "chroma").exists(), "the snapshot is deleted after the backup"
+    assert run_dirs(fs.mount / "staging") == []
+    restored = env.restore(env.snapshots()[-1]["id"], tmp_path / "restored")
+    assert_restored_sources_valid(env.target(), restored, env.manifest(restored), tmp_path)
+
+
+def test_a_snapshot_is_dropped_when_restic_fails(loop_fs, chroma_dataset, backup_env, tmp_path):
+    fs = loop_fs("btrfs")
+    data = place_chroma(fs, chroma_dataset)
+    env = make_env(backup_env, data, fs.mount / "staging")
+    failing = tmp_path / "restic-fails"
+    failing.write_text(f'#!/bin/sh\nfor a; do [ "$a" = backup ] && exit 1; done\nexec {shutil.which("restic")} "$@"\n')
+    failing.chmod(0o755)
+    target = env.target()
+    object.__setattr__(target.settings.backup, "restic", str(failing))
+    with pytest.raises(RagopsError, match="restic backup failed"):
+        run_backup(target)
+    assert not (fs.mount / "staging" / "stable" / "chroma").exists()
+    assert subprocess.run(["btrfs", "subvolume", "list", str(fs.mount)], capture_output=True, text=True,
+                          check=True).stdout.split()[-1:] == ["chroma"], "only the data subvolume is left"
+
+
+@pytest.mark.parametrize("kind, mode", [("btrfs", "snapshot"), ("xfs", "reflink"), ("ext4", "mirror")])
+def test_an_unchanged_second_backup_makes_restic_read_no_chroma_file(kind, mode, loop_fs, chroma_dataset, backup_env, tmp_path):
+    if kind == "ext4":  # /tmp here: the mirror, updated in place
+        data, staging = tmp_path / "chroma", tmp_path / "staging"
+        shutil.copytree(chroma_dataset, data)
+    else:
+        fs = loop_fs(kind)
+        data, staging = place_chroma(fs, chroma_dataset), fs.mount / "staging"
+    env = make_env(backup_env, data, staging)
+    first = run_backup(env.target())
+    assert first.status == "ok", first.message
+    rec = next(s for s in first.details["sources"] if s["kind"] == "chroma")
+    assert rec["copy_mode"] == mode
+    second = run_backup(env.target())
+    assert second.status == "ok", second.message
+    files = chroma_files(data)
+    # the run dir (the manifest) has a new name every run; every Chroma file is at its stable path, unchanged
+    assert second.details["files_unmodified"] == files, second.details
+    assert (second.details["files_new"], second.details["files_changed"]) == (1, 0), second.details
+
+
+def test_reflinks_share_extents_so_the_filesystem_barely_grows(loop_fs, chroma_dataset, backup_env):
+    fs = loop_fs("xfs")
+    data = place_chroma(fs, chroma_dataset)
+    size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    env = make_env(backup_env, data, fs.mount / "staging")  # the restic repo is on another filesystem
+    subprocess.run(["sync"], check=True)
+    before = fs.used_bytes()
+    result = run_backup(env.target())
+    assert result.status == "ok", result.message
+    subprocess.run(["sync"], check=True)
+    grown = fs.used_bytes() - before
+    assert (fs.mount / "staging" / "stable" / "chroma" / "chroma.sqlite3").is_file()
+    assert grown < size * 0.2, f"the reflink mirror took {grown} bytes for {size} bytes of data"
+
+
+def test_the_mirror_rewrites_only_changed_files_and_keeps_the_others_inodes(chroma_dataset, backup_env, tmp_path):
+    data = tmp_path / "chroma"
+    shutil.copytree(chroma_dataset, data)
+    env = make_env(backup_env, data, tmp_path / "staging", copy_mode="mirror")
+    assert run_backup(env.target()).status == "ok"
+    mirror = tmp_path / "staging" / "stable" / "chroma"
+    inodes = {p.relative_to(mirror): p.stat().st_ino for p in mirror.rglob("*") if p.is_file()}
+    segment = next(p for p in data.rglob("header.bin"))
+    segment.write_bytes(segment.read_bytes())  # same bytes, new mtime: copied again, block by block
+    extra = data / segment.parent.name / "extra.bin"
+    extra.write_bytes(b"x" * 3000)
+    result = run_backup(env.target())
+    rec = next(s for s in result.details["sources"] if s["kind"] == "chroma")
+    assert rec["copy_stats"]["changed"] == 2 and rec["copy_stats"]["bytes_written"] == 3000, rec["copy_stats"]
+    now = {p.relative_to(mirror): p.stat().st_ino for p in mirror.rglob("*") if p.is_file()}
+    assert all(now[k] == v for k, v in inodes.items()), "every file keeps its inode (in-place updates)"
+    extra.unlink()
+    assert run_backup(env.target()).status == "ok"
+    assert not (mirror / segment.parent.name / "extra.bin").exists(), "a file gone from the store leaves the mirror"
