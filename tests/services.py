@@ -349,3 +349,36 @@ def start_s3(workdir: Path, timeout: float = 60) -> S3Server:
 
     wait_for(stores_an_object, "seaweedfs (weed server) storing objects", proc, log, timeout)
     return server
+
+
+@dataclass
+class ChromaServer:
+    """A real ``chroma run`` server (the wheel's Rust server) on 127.0.0.1:port serving ``path``."""
+
+    url: str
+    port: int
+    path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, grace=5)
+
+
+def start_chroma_server(path: Path, log: Path, timeout: float = 60) -> ChromaServer:
+    """``chroma run --path PATH`` on a free loopback port; ready when the v2 heartbeat answers."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    chroma = str(Path(sys.executable).parent / "chroma")
+    proc = start_process([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)], log,
+                         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    url = f"http://127.0.0.1:{port}"
+
+    def beats() -> bool:
+        with urllib.request.urlopen(url + "/api/v2/heartbeat", timeout=2) as resp:
+            return resp.status == 200
+
+    wait_for(beats, "chroma run", proc, log, timeout)
+    return ChromaServer(url=url, port=port, path=path, proc=proc)

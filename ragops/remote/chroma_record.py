@@ -131,6 +131,22 @@ def post(url, body, timeout=60):
         return json.loads(resp.read().decode())
 
 
+def wait_for_server(server, timeout=120):
+    """The server may just be starting again (strategy stop): wait for its heartbeat."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(server.rstrip("/") + "/api/v2/heartbeat", timeout=5) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def ask_server(server, record, k):
     """Top-k ids of the probe vectors, from the server's loaded index (HTTP API v2)."""
     base = server.rstrip("/") + "/api/v2/tenants/default_tenant/databases/default_database/collections/" + record["id"]
@@ -168,6 +184,8 @@ def run_record(path, probes, k, server=None):
             record = describe_collection(db, cid, name, dimension, config_text, probes)
             record["k"] = k
             if server:
+                if not out["collections"]:
+                    wait_for_server(server)
                 ask_server(server, record, k)
             out["collections"].append(record)
     finally:

@@ -62,8 +62,15 @@ def check_manifest(doc: Any, staging: str) -> list[str]:
     if not isinstance(files, dict):
         bad.append("manifest: files is not an object")
     else:
-        outside = [p for p in files if not (is_safe_path(p) and is_inside(p, staging))]
-        bad += [f"manifest: files: {str(p)[:80]!r} is not a normalized path inside {staging}" for p in outside[:3]]
+        from ..backup.sources.stable import stable_root_of_run_dir
+
+        root = stable_root_of_run_dir(staging) if is_safe_path(staging) else None
+        stable = [p for p in doc.get("backup_paths", []) if root and is_safe_path(p) and is_inside(p, root) and p != root] \
+            if isinstance(doc.get("backup_paths", []), list) else []
+        allowed = [staging, *stable]
+        outside = [p for p in files if not (is_safe_path(p) and any(is_inside(p, a) for a in allowed))]
+        bad += [f"manifest: files: {str(p)[:80]!r} is not a normalized path inside {' or '.join(allowed)}"
+                for p in outside[:3]]
         if not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) and is_count(v.get("bytes")) for v in files.values()):
             bad.append("manifest: files: every entry needs a sha256 string and a byte count")
     if not isinstance(doc["sources"], list):

@@ -40,20 +40,51 @@ def test_the_latest_snapshot_restores_and_passes_every_check(world, live_untouch
     print(json.dumps(step.details, indent=1)[:3000])
 
 
-def craft_snapshot(w, tmp_path: Path, mutate) -> str:
-    """A new snapshot of the ORIGINAL staging path, altered by ``mutate(staging_dir, manifest)`` after
-    the manifest was recorded (restic stores absolute paths: the copy must sit where the original did)."""
+def staged_copy(manifest, kind: str) -> Path:
+    """Where a source's staged copy is (its record's path; the dump's dir for Redis)."""
+    path = Path(next(r for r in manifest["sources"] if r.get("kind") == kind)["path"])
+    return path.parent if path.suffix == ".rdb" else path
+
+
+def craft_snapshot(w, tmp_path: Path, mutate, extra_paths=()) -> str:
+    """A new snapshot of the ORIGINAL staging paths (the run dir and the stable copies beside it),
+    altered by ``mutate(staging_dir, manifest)`` after the manifest was recorded (restic stores
+    absolute paths: the copies must sit where the originals did). Inside ``staging_dir`` the sources'
+    copies are reachable as ``chroma/`` and ``redis/`` wherever their records put them (links made for
+    ``mutate`` and removed before the snapshot); live stable copies are moved aside meanwhile."""
     restored = w.env.restore(w.snapshot_id, tmp_path / "orig")
     manifest = w.env.manifest(restored)
     staging = Path(manifest["staging_dir"])
     assert not staging.exists()
-    shutil.copytree(restored / staging.relative_to("/"), staging)
+    root = staging.parent
+    snap = next(s for s in w.env.snapshots() if s["id"].startswith(w.snapshot_id))
+    paths = [Path(p) for p in snap["paths"] if Path(p).is_relative_to(root)]
+    aside = [p for p in paths if p.exists()]
+    for p in aside:
+        p.rename(p.with_name(p.name + ".aside"))
+    links = []
     try:
+        for p in paths:
+            shutil.copytree(restored / p.relative_to("/"), p, symlinks=True)
+        for rec in manifest["sources"]:
+            where = Path(rec.get("path") or "")
+            if rec.get("kind") in ("chroma", "redis") and rec.get("path") and not where.is_relative_to(staging):
+                links.append(staging / rec["kind"])
+                links[-1].symlink_to(where if where.is_dir() else where.parent)
         mutate(staging, manifest)
-        out = w.env.restic("backup", "--json", "--host", "local", "--tag", "test", "--tag", "ragops", str(staging))
+        for link in links:
+            link.unlink()
+        out = w.env.restic("backup", "--json", "--host", "local", "--tag", "test", "--tag", "ragops",
+                           *map(str, [*paths, *extra_paths]))
         summary = [json.loads(line) for line in out.stdout.splitlines() if '"summary"' in line][-1]
     finally:
-        shutil.rmtree(staging)
+        for p in paths:
+            if p.is_symlink():
+                p.unlink()
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+        for p in aside:
+            p.with_name(p.name + ".aside").rename(p)
     return str(summary["snapshot_id"])
 
 

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from restore_helpers import hash_tree  # noqa: E402
-from test_restore_run import craft_snapshot, failed_checks, run_test  # noqa: E402
+from test_restore_run import craft_snapshot, failed_checks, run_test, staged_copy  # noqa: E402
 
 from ragops.restore.guard import TREE_CHECK  # noqa: E402
 
@@ -34,8 +34,9 @@ def test_a_chroma_entry_symlinked_out_of_the_scratch_dir_is_refused_and_the_targ
     victim = make_victim(w, tmp_path)
 
     def link_chroma(staging: Path, manifest) -> None:
-        shutil.rmtree(staging / "chroma")
-        os.symlink(victim / "chroma", staging / "chroma")
+        copy = staged_copy(manifest, "chroma")
+        shutil.rmtree(copy)
+        os.symlink(victim / "chroma", copy)
 
     sid = craft_snapshot(w, tmp_path, link_chroma)
     before = hash_tree(victim)
@@ -123,8 +124,9 @@ def test_restore_refuses_a_snapshot_with_a_symlink_before_writing_into_the_targe
     victim = make_victim(w, tmp_path)
 
     def link_chroma(staging: Path, manifest) -> None:
-        shutil.rmtree(staging / "chroma")
-        os.symlink(victim / "chroma", staging / "chroma")
+        copy = staged_copy(manifest, "chroma")
+        shutil.rmtree(copy)
+        os.symlink(victim / "chroma", copy)
 
     sid = craft_snapshot(w, tmp_path, link_chroma)
     dest = tmp_path / "restore-target"
@@ -138,22 +140,15 @@ def test_restore_refuses_a_snapshot_with_a_symlink_before_writing_into_the_targe
 
 
 def craft_with_inplace_dir(w, tmp_path: Path, make_dir) -> str:
-    """A snapshot of the original staging path plus an in-place directory built by ``make_dir``
+    """A snapshot of the original staging paths plus an in-place directory built by ``make_dir``
     (what a `paths:` source backs up where it lies, e.g. a Kubernetes ConfigMap mount)."""
-    restored = w.env.restore(w.snapshot_id, tmp_path / "orig")
-    staging = Path(w.env.manifest(restored)["staging_dir"])
-    shutil.copytree(restored / staging.relative_to("/"), staging)
     inplace = tmp_path / "configmap"
     inplace.mkdir()
     make_dir(inplace)
     try:
-        out = w.env.restic("backup", "--json", "--host", "local", "--tag", "test", "--tag", "ragops",
-                           str(staging), str(inplace))
-        summary = [json.loads(line) for line in out.stdout.splitlines() if '"summary"' in line][-1]
+        return craft_snapshot(w, tmp_path, lambda staging, manifest: None, extra_paths=[inplace])
     finally:
-        shutil.rmtree(staging)
         shutil.rmtree(inplace)
-    return str(summary["snapshot_id"])
 
 
 def configmap_links(d: Path) -> None:
