@@ -7,6 +7,7 @@ with the recorded key counts and sample digest. The pause strategy must always r
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 
@@ -42,10 +43,7 @@ while True:
 '''
 
 
-@pytest.fixture
-def writer(tmp_path, copy_chroma, redis_factory):
-    chroma_dir = copy_chroma()
-    server = redis_factory("load")
+def start_writer(chroma_dir, server, tmp_path):
     pause, status = tmp_path / "pause", tmp_path / "status"
     proc = subprocess.Popen([VENV_PYTHON, "-c", WRITER, str(chroma_dir), str(server.port), str(pause), str(status)],
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "writer.log", "w"))
@@ -53,6 +51,14 @@ def writer(tmp_path, copy_chroma, redis_factory):
     while not (status.exists() and status.read_text().startswith("running")):
         assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "writer.log").read_text()
         time.sleep(0.1)
+    return pause, status, proc
+
+
+@pytest.fixture
+def writer(tmp_path, copy_chroma, redis_factory):
+    chroma_dir = copy_chroma()
+    server = redis_factory("load")
+    pause, status, proc = start_writer(chroma_dir, server, tmp_path)
     yield chroma_dir, server, pause, status, proc
     proc.kill()
     proc.wait()
@@ -94,3 +100,38 @@ def test_the_pause_strategy_quiets_a_real_writer_and_always_resumes_it(writer, b
     time.sleep(1.0)
     assert status.read_text() != before and status.read_text().startswith("running"), "writer resumed"
     _check_snapshot(env, env.snapshots()[-1]["id"], tmp_path / "r")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, mode", [("btrfs", "snapshot"), ("xfs", "reflink"), ("ext4", "mirror")])
+def test_ten_paused_backups_under_write_load_restore_to_valid_stores_in_each_copy_mode(
+        kind, mode, loop_fs, chroma_dataset, redis_factory, backup_env, tmp_path):
+    if kind == "ext4":
+        data, staging = tmp_path / "chroma-live", tmp_path / "staging"
+        shutil.copytree(chroma_dataset, data)
+    else:
+        fs = loop_fs(kind)
+        data = fs.subvolume("chroma") if kind == "btrfs" else fs.mount / "chroma"
+        shutil.copytree(chroma_dataset, data, dirs_exist_ok=True)
+        staging = fs.mount / "staging"
+    server = redis_factory(f"load-{kind}")
+    pause, status, proc = start_writer(data, server, tmp_path)
+    try:
+        env = backup_env(redis=server, chroma_dir=data, strategy="pause", staging=staging,
+                         chroma_extra={"pause": {"pre": f"touch {pause} && sleep 0.3", "post": f"rm -f {pause}"}})
+        counts, holds = [], []
+        for _ in range(10):
+            result = run_backup(env.target())
+            assert result.status == "ok", result.message
+            assert proc.poll() is None and not pause.exists(), "the writer runs again"
+            rec = next(s for s in result.details["sources"] if s["kind"] == "chroma")
+            assert rec["copy_mode"] == mode
+            counts.append(rec["collections"]["docs"])
+            holds.append(rec["hold_s"])
+    finally:
+        proc.kill()
+        proc.wait()
+    print(f"{mode}: docs counts {counts}, writer held {holds}")
+    assert counts == sorted(counts) and counts[-1] > counts[0], counts
+    for i, snap in enumerate(env.snapshots()):
+        _check_snapshot(env, snap["id"], tmp_path / f"r{i}")

@@ -124,3 +124,28 @@ def test_the_mirror_rewrites_only_changed_files_and_keeps_the_others_inodes(chro
     extra.unlink()
     assert run_backup(env.target()).status == "ok"
     assert not (mirror / segment.parent.name / "extra.bin").exists(), "a file gone from the store leaves the mirror"
+
+
+def test_with_a_server_url_the_probes_top_k_come_from_the_loaded_index_and_verify_after_restore(
+        chroma_dataset, backup_env, tmp_path):
+    """A real ``chroma run`` serves the live dir; the held copy is described from sqlite and the
+    probes' top-k ids are asked from the server (HTTP API v2), then a restore verifies them."""
+    import services
+
+    data = tmp_path / "chroma"
+    shutil.copytree(chroma_dataset, data)
+    server = services.start_chroma_server(data, tmp_path / "chroma-server.log")
+    try:
+        env = make_env(backup_env, data, tmp_path / "staging", copy_mode="mirror", server_url=server.url, probe_k=5)
+        result = run_backup(env.target())
+        assert result.status == "ok", result.message
+    finally:
+        server.stop()
+    restored = env.restore(env.snapshots()[-1]["id"], tmp_path / "restored")
+    manifest = env.manifest(restored)
+    rec = next(s for s in manifest["sources"] if s["kind"] == "chroma")
+    assert rec["described_by"] == "sqlite"
+    for col in rec["collections"]:
+        assert col["probes_from"] == "server" and len(col["probes"]) == 5
+        assert all(len(p["top_k"]) == 5 and p["top_k"][0] == p["id"] for p in col["probes"]), col["probes"]
+    assert_restored_sources_valid(env.target(), restored, manifest, tmp_path)
