@@ -149,3 +149,35 @@ def test_with_a_server_url_the_probes_top_k_come_from_the_loaded_index_and_verif
         assert col["probes_from"] == "server" and len(col["probes"]) == 5
         assert all(len(p["top_k"]) == 5 and p["top_k"][0] == p["id"] for p in col["probes"]), col["probes"]
     assert_restored_sources_valid(env.target(), restored, manifest, tmp_path)
+
+
+def test_sigterm_while_restic_reads_a_snapshot_drops_the_snapshot_and_exits_130(loop_fs, chroma_dataset, backup_env, tmp_path):
+    import os
+    import signal
+    import time
+
+    import yaml
+    from fleet_helpers import start_invoke
+
+    fs = loop_fs("btrfs")
+    data = place_chroma(fs, chroma_dataset)
+    env = make_env(backup_env, data, fs.mount / "staging")
+    started = tmp_path / "restic-started"
+    slow = tmp_path / "restic-slow"
+    slow.write_text(f'#!/bin/sh\nfor a; do [ "$a" = backup ] && {{ touch {started}; sleep 100; }}; done\n'
+                    f'exec {shutil.which("restic")} "$@"\n')
+    slow.chmod(0o755)
+    doc = yaml.safe_load(env.config.read_text())
+    doc["defaults"]["backup"]["restic"] = str(slow)
+    env.config.write_text(yaml.safe_dump(doc))
+    proc = start_invoke("backup", "--config", str(env.config), "--json")
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    assert fs.is_subvolume(fs.mount / "staging" / "stable" / "chroma"), "restic runs while the snapshot exists"
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert not (fs.mount / "staging" / "stable" / "chroma").exists(), "the snapshot is dropped after SIGTERM"
+    assert run_dirs(fs.mount / "staging") == []
