@@ -139,6 +139,18 @@ def backup(target: Target, repo: Repo, paths: list[str], *, tags: list[str], hos
     return summary
 
 
+def make_progress_line(doc: dict[str, Any]) -> str:
+    """One progress line from a restic ``--json`` status message: percent, files, bytes, ETA."""
+    from ..report import format_bytes
+
+    eta = doc.get("seconds_remaining")
+    eta_text = f", ETA {int(eta) // 60}m{int(eta) % 60:02d}s" if isinstance(eta, (int, float)) and eta > 0 else ""
+    total = doc.get("total_bytes")
+    return (f"backup {float(doc.get('percent_done') or 0) * 100:.0f}%: {doc.get('files_done', 0)}/{doc.get('total_files', '?')} "
+            f"files, {format_bytes(int(doc.get('bytes_done') or 0))}/{format_bytes(int(total)) if isinstance(total, int) else '?'}"
+            f"{eta_text}")
+
+
 def make_progress(host: str, every_s: float = 2.0) -> Callable[[str], None]:
     """Show restic's --json status lines as a progress line every few seconds."""
     last = [0.0]
@@ -151,7 +163,6 @@ def make_progress(host: str, every_s: float = 2.0) -> Callable[[str], None]:
         except ValueError:
             return
         last[0] = time.monotonic()
-        output.info(host, f"backup {doc.get('percent_done', 0) * 100:.0f}%: {doc.get('files_done', 0)}/"
-                          f"{doc.get('total_files', '?')} files, {doc.get('bytes_done', 0)}/{doc.get('total_bytes', '?')} bytes")
+        output.info(host, make_progress_line(doc))
 
     return show

@@ -29,5 +29,14 @@ def test_backup_progress_shows_restic_status_lines_and_ignores_the_rest(capsys):
     show("not json at all")
     show('{"message_type":"summary","snapshot_id":"x"}')
     err = capsys.readouterr().err
-    assert "backup 50%: 5/10 files, 50/100 bytes" in err
+    assert "backup 50%: 5/10 files, 50 B/100 B" in err
     assert err.count("backup ") == 1
+
+
+def test_a_progress_line_shows_percent_files_bytes_and_the_eta_restic_reports():
+    from ragops.backup.restic_backup import make_progress_line
+
+    line = make_progress_line({"message_type": "status", "percent_done": 0.4213, "files_done": 12, "total_files": 40,
+                               "bytes_done": 3 << 30, "total_bytes": 8 << 30, "seconds_remaining": 125})
+    assert line == "backup 42%: 12/40 files, 3.0 GiB/8.0 GiB, ETA 2m05s"
+    assert make_progress_line({"percent_done": 0, "files_done": 0}) == "backup 0%: 0/? files, 0 B/?"
