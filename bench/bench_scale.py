@@ -146,13 +146,15 @@ def run_round(ws: Workspace, aux_root: Path, kind: str, ds: dict[str, Any], args
             f"idle disk drift {rnd['idle_disk_drift_mb']} MB, load {rnd['loadavg_start'][0]:.1f}")
         steps = [(name, change, "backup") for name, change in CHANGES] + [("restore", None, "restore-test")]
         for i, (name, change, task) in enumerate(steps):
+            order = ("ragops", "plain") if i % 2 == 0 else ("plain", "ragops")
             if change == "keys":
                 rnd["keys_added"] = live.add_keys(args.change)
-                rnd["bgsave_s"] = live.bgsave()  # untimed: plain restic backs up the dump on disk, make it current
+                if order[0] == "plain":  # plain restic backs up the dump on disk: make it current (untimed).
+                    rnd["bgsave_s"] = live.bgsave()  # ragops first: its own BGSAVE (timed) serves both
             elif change == "vectors":
                 rnd["vectors_added"] = live.add_vectors(args.change)
             pair = {}
-            for side in (("ragops", "plain") if i % 2 == 0 else ("plain", "ragops")):
+            for side in order:
                 wait_queries(live, time.time())
                 pair[side] = run_side(live, side, task, config, name)
                 time.sleep(args.settle_s)

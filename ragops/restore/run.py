@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -57,12 +58,27 @@ def run_verify_phase(ctx: TestContext, layout: plan.Layout, doc: dict[str, Any],
     """Files, every data source's ``verify`` and the repository check, in parallel (independent reads)."""
     records = list(registry.records_by_key(doc))
 
+    hashed = threading.Event()
+
     def source(key: str) -> Callable[[], list[Check]]:
         verify_one = registry.hook(key, "verify")
-        return lambda: [c for k, rec in records if k == key for c in verify_one(ctx, rec)]
+        # a source that opens the restored files in place and may write them (ChromaDB applies its log
+        # and rewrites sqlite on open) starts only when the files are hashed, or the sha256 would differ
+        writes = bool(getattr(registry.SOURCES[key], "WRITES_RESTORED_FILES", False))
 
-    groups: dict[str, Callable[[], list[Check]]] = {
-        "files": lambda: [verify.run_files_check(ctx.target, layout, doc, ctx.scripts)]}
+        def run() -> list[Check]:
+            while writes and not hashed.wait(0.2):
+                interrupts.check(ctx.target.name)
+            return [c for k, rec in records if k == key for c in verify_one(ctx, rec)]
+        return run
+
+    def files() -> list[Check]:
+        try:
+            return [verify.run_files_check(ctx.target, layout, doc, ctx.scripts)]
+        finally:
+            hashed.set()
+
+    groups: dict[str, Callable[[], list[Check]]] = {"files": files}
     groups.update({key: source(key) for key in registry.keys() if any(k == key for k, _ in records)})
     groups["repository"] = lambda: [verify.run_repository_check(ctx.target, repo, subset)]
     return run_parallel(groups, timings)

@@ -213,6 +213,7 @@ def live_paths(source: ChromaSource | None, hosts: list[Any], records: list[dict
 
 from .chroma_verify import (  # noqa: E402,F401 - the source's verbs and their helpers
     COMBINED,
+    WRITES_RESTORED_FILES,
     begin,
     compare_compat,
     compare_models,

@@ -17,6 +17,9 @@ from . import parse_json_line
 from .hooks import Check, HostScripts, Scripts, TestContext
 
 KEY = "chroma"
+# ChromaDB opens the restored copy in place and may write it (log applied, sqlite rewritten): the
+# restore test hashes the restored files before this source's verify starts (restore/run.py)
+WRITES_RESTORED_FILES = True
 TELEMETRY_OFF = {"ANONYMIZED_TELEMETRY": "False"}
 
 

@@ -32,7 +32,7 @@ from .redis_server import (  # noqa: F401 - re-exported: the restore code and te
     run_dump_digest,
     run_remote_probe,
 )
-from .redis_stage import PRIVATE_GLOB, make_save_decision, run_link_will_do, run_stage_dump
+from .redis_stage import make_save_decision, run_link_will_do, run_stage_dump
 from .redis_verify import check_record, compare, plan_checks, start, verify  # noqa: F401 - verbs
 from .stable import stable_root
 
@@ -95,7 +95,9 @@ def stage(target: Target, source: RedisSource, run_dir: str) -> Staged | None:
         record["note"] = "AOF enabled: an RDB was taken with BGSAVE (aof_fallback: true)"
     dump = run_stage_dump(target, f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}")
     record.update(method="bgsave", path=dump.path, stage=dump.how)
-    staged = Staged("redis", record, backup_paths=[dump.stable_dir], excludes=[f"{dump.stable_dir}/{PRIVATE_GLOB}"])
+    # hash_paths: the step hashes the dump into the manifest's files through its (path, size, mtime,
+    # inode) cache, so an unchanged dump is not read; the restore test re-hashes the restored one.
+    staged = Staged("redis", record, backup_paths=[dump.stable_dir], hash_paths=[dump.stable_dir])
     if target.dry:
         output.dry_command(target.name, f"would describe {dump.path} ({source.dump_check})")
         staged.duration_s = time.monotonic() - started

@@ -6,8 +6,8 @@ output gives the record's figures: checksum OK, keys read, expires, already expi
 (per-db key counts and the key-sample digest; RAM in proportion to the dump).
 
 Either is skipped when the staged file is the one described last time: same dev:inode, size,
-mtime and ctime (a small JSON cache in the stable dir, ``.ragops-check.json``, kept out of the
-snapshot); an unchanged dump costs one ``stat``.
+mtime and ctime (a small JSON cache, ``<staging_dir>/stable/.redis-check.json``, beside the stable
+dir, so not in the snapshot); an unchanged dump costs one ``stat``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import re
 import time
 from typing import Any
 
+from ... import output
 from ...errors import ConfigError, StepError
 from ...seam import Target, quote
 from ...secrets import read_redis_password
 from ..policy_sources import RedisSource
 from .redis_server import run_dump_digest, run_remote_probe
-from .redis_stage import CACHE_NAME, StagedDump
+from .redis_stage import CACHE_NAME, StagedDump, private_path
 
 CACHE_FORMAT = 1
 _INFO = {name: re.compile(rf"^\[info\] (\d+) {name.replace('_', ' ')}\s*$", re.M)
@@ -111,5 +112,19 @@ def describe_dump(target: Target, source: RedisSource, dump: StagedDump) -> dict
         fields.update(db_keys=loaded.get("db_keys"), keys=loaded.get("keys"), sample_size=source.sample_keys,
                       sample_digest=loaded.get("sample_digest"))
     if fresh != cache:
-        target.put_text(json.dumps(fresh, sort_keys=True) + "\n", f"{dump.stable_dir}/{CACHE_NAME}", mode="0600")
+        run_write_cache(target, private_path(dump.stable_dir, CACHE_NAME), json.dumps(fresh, sort_keys=True) + "\n")
     return fields
+
+
+def run_write_cache(target: Target, path: str, text: str) -> None:
+    """Write the cache atomically (temp + rename); a full disk is the staging disk's one clear error,
+    any other failure only costs a re-check next time (a warning)."""
+    tmp = f"{path}.tmp"
+    res = target.run(f"umask 077 && cat > {quote(tmp)} && mv -f -- {quote(tmp)} {quote(path)}", stdin=text, write=True)
+    if res.ok or res.dry:
+        return
+    detail = (res.stderr.strip() or res.stdout.strip())[-300:]
+    target.run(f"rm -f -- {quote(tmp)}", write=True)
+    if "No space left on device" in detail:
+        raise StepError(f"{target.name}: writing {path} failed: no space left on device (staging disk full); {detail[-200:]}")
+    output.warn(target.name, f"redis: could not write the description cache {path} (re-checked next time): {detail}")

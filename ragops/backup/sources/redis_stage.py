@@ -10,7 +10,11 @@
    inode is left untouched (a new link would change the inode's ctime and restic would re-read it);
    otherwise the link goes to a temp name in the stable dir and is renamed over (atomic). When the
    link fails (another filesystem: EXDEV), ``cp --reflink=auto`` to a temp name + rename, skipped
-   when the live dump is still the file copied last time (``.ragops-source``: dev:inode, size, mtime).
+   when the live dump is still the file copied last time (``<stable root>/.redis-source``: dev:inode,
+   size, mtime).
+
+The stable dir holds only ``dump.rdb`` (a temp name exists only while it is replaced): ragops' own
+files (that marker, ``redis_check``'s cache) sit in the stable root beside it, which is not backed up.
 
 The link keeps the last backed-up dump's blocks alive until the next backup after Redis saved again
 (at most one dump of extra disk on Redis' filesystem).
@@ -18,6 +22,7 @@ The link keeps the last backed-up dump's blocks alive until the next backup afte
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +32,13 @@ from .stable import run_prepare, stable_dir
 
 KEY = "redis"
 DUMP_NAME = "dump.rdb"
-SOURCE_NAME = ".ragops-source"  # copy mode: which live file the stable copy was made from
-CACHE_NAME = ".ragops-check.json"  # redis_check's cache of the staged file's description
-PRIVATE_GLOB = ".ragops-*"  # ragops' own files in the stable dir: kept out of the snapshot
+SOURCE_NAME = ".redis-source"  # copy mode: which live file the stable copy was made from (in the stable root)
+CACHE_NAME = ".redis-check.json"  # redis_check's cache of the staged file's description (in the stable root)
+
+
+def private_path(directory: str, name: str) -> str:
+    """One of ragops' own files, in the stable root beside ``<stable root>/redis`` (not in the snapshot)."""
+    return f"{os.path.dirname(directory)}/{name}"
 
 
 @dataclass
@@ -44,7 +53,7 @@ class StagedDump:
     mtime: int = 0
     crc64: str | None = None  # the RDB's trailing CRC64 (hex), None when saved with rdbchecksum no
     why_copied: str = ""
-    cache_text: str = ""  # the stable dir's cache file as read in the same command
+    cache_text: str = ""  # redis_check's cache file, as read in the same command
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,8 +88,8 @@ def make_link_command(live: str, directory: str) -> str:
     print ``ragops-stage HOW``, ``ragops-stat ...``, ``ragops-crc HEX``, ``ragops-why TEXT``, then
     the cache file after a ``ragops-cache`` line."""
     dst, tmp = f"{directory}/{DUMP_NAME}", f"{directory}/.ragops-tmp-{DUMP_NAME}"
-    q = {k: quote(v) for k, v in {"live": live, "dst": dst, "tmp": tmp, "src": f"{directory}/{SOURCE_NAME}",
-                                  "cache": f"{directory}/{CACHE_NAME}"}.items()}
+    q = {k: quote(v) for k, v in {"live": live, "dst": dst, "tmp": tmp, "src": private_path(directory, SOURCE_NAME),
+                                  "cache": private_path(directory, CACHE_NAME)}.items()}
     return (
         f"live={q['live']}; dst={q['dst']}; tmp={q['tmp']}.$$; src={q['src']}; why=; how=unchanged; "
         '{ [ -f "$live" ] && [ ! -L "$live" ]; } || { echo "the live dump $live is not a regular file" >&2; exit 3; }; '
