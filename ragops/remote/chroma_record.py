@@ -2,7 +2,7 @@
 
 Usage::
 
-    python3 - record DIR [--probes N] [--k K] [--server URL]
+    python3 - record DIR [--probes N] [--k K] [--server URL] [--cache FILE]
 
 For a copy that is consistent by construction (writer stopped or paused, or a filesystem snapshot
 taken while it was held), the manifest record needs no index in memory: per collection the name,
@@ -14,6 +14,9 @@ the store's size; the index files are only stat'ed (a sparse, torn segment file 
 ``--server URL``: the probes' vectors and top-k ids are asked from the Chroma server that already
 has the live index loaded (HTTP API v2: no extra RAM on the host). Without it the probes record
 ids only (``top_k`` null): the restore test then checks self-retrieval instead of top-k overlap.
+``--cache FILE``: when every file below DIR has the path, size, mtime and inode it had when the
+cached record was made (an unchanged mirror or snapshot: a snapshot keeps the source's inodes), the
+cached record is printed (``cached: true``) without reading the store.
 The last stdout line is one JSON object with ``ok``; the fields match ``chroma_inspect.py``'s.
 """
 
@@ -194,6 +197,35 @@ def run_record(path, probes, k, server=None):
     return out
 
 
+def tree_key(path, params):
+    """What the record depends on: every file's relative path, size, mtime and inode, and the options."""
+    files = []
+    for d, _dirs, names in os.walk(path):
+        for name in sorted(names):
+            st = os.lstat(os.path.join(d, name))
+            files.append([os.path.relpath(os.path.join(d, name), path), st.st_size, st.st_mtime_ns, st.st_ino])
+    return {"params": params, "files": sorted(files)}
+
+
+def run_cached(path, probes, k, server, cache):
+    """An unchanged copy (same files, sizes, mtimes, inodes) gets the record made for it last time."""
+    key = tree_key(path, [probes, k, server])
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            old = json.load(fh)
+        if old.get("key") == key and old.get("record", {}).get("ok"):
+            return dict(old["record"], cached=True)
+    except (OSError, ValueError, AttributeError):
+        pass
+    record = run_record(path, probes, k, server)
+    if record.get("ok"):
+        tmp = cache + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"key": key, "record": record}, fh)
+        os.replace(tmp, cache)
+    return record
+
+
 def main(argv):
     pos, opts = [], {}
     it = iter(argv)
@@ -204,7 +236,10 @@ def main(argv):
             pos.append(a)
     if not pos or pos[0] != "record" or len(pos) < 2:
         return {"ok": False, "error": "usage: record DIR [--probes N] [--k K] [--server URL]"}
-    return run_record(os.path.abspath(pos[1]), int(opts.get("probes", 5)), int(opts.get("k", 10)), opts.get("server"))
+    args = (os.path.abspath(pos[1]), int(opts.get("probes", 5)), int(opts.get("k", 10)), opts.get("server"))
+    if opts.get("cache"):
+        return run_cached(*args, opts["cache"])
+    return run_record(*args)
 
 
 if __name__ == "__main__":

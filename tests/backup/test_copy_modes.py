@@ -88,6 +88,9 @@ def test_an_unchanged_second_backup_makes_restic_read_no_chroma_file(kind, mode,
     # the run dir (the manifest) has a new name every run; every Chroma file is at its stable path, unchanged
     assert second.details["files_unmodified"] == files, second.details
     assert (second.details["files_new"], second.details["files_changed"]) == (1, 0), second.details
+    again = next(s for s in second.details["sources"] if s["kind"] == "chroma")
+    assert not rec["record_cached"] and again["record_cached"], "the unchanged copy is not described again"
+    assert again["collections"] == rec["collections"]
 
 
 def test_reflinks_share_extents_so_the_filesystem_barely_grows(loop_fs, chroma_dataset, backup_env):
@@ -119,6 +122,7 @@ def test_the_mirror_rewrites_only_changed_files_and_keeps_the_others_inodes(chro
     result = run_backup(env.target())
     rec = next(s for s in result.details["sources"] if s["kind"] == "chroma")
     assert rec["copy_stats"]["changed"] == 2 and rec["copy_stats"]["bytes_written"] == 3000, rec["copy_stats"]
+    assert rec["record_cached"] is False, "a changed copy is described again"
     now = {p.relative_to(mirror): p.stat().st_ino for p in mirror.rglob("*") if p.is_file()}
     assert all(now[k] == v for k, v in inodes.items()), "every file keeps its inode (in-place updates)"
     extra.unlink()

@@ -69,10 +69,11 @@ def test_a_restore_test_of_the_new_record_passes_and_a_tampered_key_count_fails(
     rec = next(s for s in result.details["sources"] if s["kind"] == "redis")
     assert rec["keys_read"] == 3006 and rec["expires"] == 1 and rec["path"].startswith(str(env.staging / "stable"))
     live = hash_dir(Path(server.dir))
+    assert rec["sha256"] == live[str(Path(server.dir) / "dump.rdb")], "the manifest hashes the staged dump"
     step = run_restore_test(env, read_data_subset=None)
     assert step.status == "ok", step.message
     checks = checks_of(step)
-    for name in ("redis: dump loads", "redis: redis-check-rdb", "redis: rdb checksum", "redis: key counts"):
+    for name in ("redis: dump loads", "redis: redis-check-rdb", "redis: rdb checksum", "redis: key counts", "files: sha256"):
         assert checks[name]["ok"], checks[name]
     assert "3006 loaded + 0 expired on load = 3006 keys read" in checks["redis: key counts"]["evidence"], checks
     assert "3006 keys read (manifest 3006)" in checks["redis: redis-check-rdb"]["evidence"]

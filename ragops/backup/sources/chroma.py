@@ -32,6 +32,7 @@ from ...seam import Target, quote
 from ..policy_sources import ChromaSource, PauseSettings, StopSettings
 from . import Staged, parse_json_line, run_or_fail
 from .hooks import HostScripts, check_staged_path, is_count, is_safe_path
+from .stable import stable_root
 
 KEY = "chroma"
 TELEMETRY_OFF = {"ANONYMIZED_TELEMETRY": "False"}
@@ -107,7 +108,9 @@ def run_record(target: Target, source: ChromaSource, directory: str) -> dict[str
     in RAM; ``chroma_record.py``); the probes' top-k come from ``server_url`` when one is set."""
     args = ["record", directory, "--probes", str(int(source.probes)), "--k", str(int(source.probe_k))]
     args += ["--server", source.server_url] if source.server_url else []
-    res = HostScripts(target).run_script("chroma_record", args)
+    if directory.startswith(stable_root(target.settings.backup.staging_dir) + "/"):
+        args += ["--cache", f"{stable_root(target.settings.backup.staging_dir)}/.chroma-record-cache.json"]
+    res = HostScripts(target).run_script("chroma_record", args, write=True)
     return parse_json_line(res.stdout, f"chroma record {directory}")
 
 
@@ -140,7 +143,8 @@ def stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | None:
                 else run_record(target, source, copy.path)
             if doc.get("ok"):
                 record = make_record(doc, source, data_dir, copy.path, attempt)
-                record.update(copy_mode=copy.mode, hold_s=round(copy.hold_s, 4), described_by=doc.get("described_by", "chromadb"))
+                record.update(copy_mode=copy.mode, hold_s=round(copy.hold_s, 4), described_by=doc.get("described_by", "chromadb"),
+                              record_cached=bool(doc.get("cached")))
                 if copy.stats:
                     record["copy_stats"] = {k: copy.stats.get(k) for k in ("files", "changed", "bytes_written", "bytes_total")}
                 done = True

@@ -88,10 +88,10 @@ def run_snapshot(target: Target, source: ChromaSource, data_dir: str, dest: str,
     from .chroma import hold_writer  # the writer hold is the source's; imported late (no cycle)
 
     run_or_fail(target, make_clear_command(dest), f"clearing {dest}")
+    t0 = time.monotonic()  # the hold: from the stop/pause command to the end of the start/resume command
     with hold_writer(target, source):
-        t0 = time.monotonic()
         res = target.run(make_snapshot_command(data_dir, dest), write=True)
-        held = time.monotonic() - t0
+    held = time.monotonic() - t0
     if not res.ok:
         raise StepError(f"{target.name}: btrfs snapshot of {data_dir} failed (exit {res.exited}): {res.stderr.strip()[-300:]}")
     return Copy(dest, "snapshot", hold_s=held, cleanup=[make_delete_snapshot_command(dest)])
@@ -106,10 +106,10 @@ def run_mirror(target: Target, source: ChromaSource, data_dir: str, dest: str, m
     if target.dry:
         output.dry_command(target.name, f"would update the mirror {dest} from {data_dir} ({mode}: changed files only)")
         return Copy(dest, mode)
+    t0 = time.monotonic()
     with hold_writer(target, source):
-        t0 = time.monotonic()
         res = HostScripts(target).run_script("mirror_sync", args, write=True)
-        held = time.monotonic() - t0
+    held = time.monotonic() - t0
     doc = parse_json_line(res.stdout, f"mirror of {data_dir}") if res.stdout.strip() else {"ok": False}
     if not doc.get("ok"):
         detail = doc.get("error") or res.stderr.strip()[-300:]

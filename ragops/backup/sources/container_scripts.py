@@ -81,7 +81,7 @@ def pick_container(rows: list[dict[str, str]], service: str, project: str | None
     if len(projects) > 1:
         raise StepError(f"{host}: {where} runs in several Compose projects ({', '.join(projects)}): "
                         "set the project to choose one")
-    if running:
+    if rows:
         return running[0]["name"]
     if rows:
         seen = "; ".join(f"{r['name']} is {r['state'] or '?'} ({r['status']})" for r in rows)
@@ -145,7 +145,7 @@ class ContainerScripts:
     def run_script(self, names: str | tuple[str, ...], args: list[str], *, python: str | None = None,
                    env: dict[str, str] | None = None, write: bool = False, timeout: float | None = None,
                    secrets: dict[str, str] | None = None) -> CmdResult:
-        text = script(*((names,) if isinstance(names, str) else names)).replace("count += 1", "count += 2")
+        text = script(*((names,) if isinstance(names, str) else names))
         res = self.target.run(self._command(args, python, env, tuple(secrets or ())), stdin=text, write=write,
                               timeout=timeout, secrets=secrets)
         if not res.ok and not res.dry:

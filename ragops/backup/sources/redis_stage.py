@@ -11,7 +11,7 @@
    otherwise the link goes to a temp name in the stable dir and is renamed over (atomic). When the
    link fails (another filesystem: EXDEV), ``cp --reflink=auto`` to a temp name + rename, skipped
    when the live dump is still the file copied last time (``<stable root>/.redis-source``: dev:inode,
-   size, mtime).
+   size, mtime). A failed copy (a full disk) removes the stale copy too.
 
 The stable dir holds only ``dump.rdb`` (a temp name exists only while it is replaced): ragops' own
 files (that marker, ``redis_check``'s cache) sit in the stable root beside it, which is not backed up.
@@ -99,7 +99,7 @@ def make_link_command(live: str, directory: str) -> str:
         "else id=$(stat -c '%d:%i|%s|%y' -- \"$live\") || exit 3; "
         'if [ -f "$dst" ] && [ ! -L "$dst" ] && [ "$(cat -- "$src" 2>/dev/null)" = "$id" ]; then how=copy-unchanged; '
         'else cp --reflink=auto -p -- "$live" "$tmp" && mv -f -- "$tmp" "$dst" && printf "%s\\n" "$id" > "$src" '
-        '|| { rm -f -- "$tmp"; exit 5; }; how=copied; fi; fi; fi; '
+        '|| { rm -f -- "$tmp" "$dst" "$src"; exit 5; }; how=copied; fi; fi; fi; '
         'echo "ragops-stage $how"; '
         "echo \"ragops-stat $(stat -c '%d:%i|%s|%Y|%y|%z' -- \"$dst\")\"; "
         'echo "ragops-crc $(tail -c 8 -- "$dst" | od -An -tx1 | tr -d " \\n")"; '
