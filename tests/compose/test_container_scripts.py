@@ -110,6 +110,9 @@ def test_redis_image_runs_the_helpers(stack: Stack, tmp_path) -> None:
     assert doc["ok"] and doc["dir"] == "/data", doc
     probe = last_json(scripts.run_script("redis_probe", ["probe", "--port", str(stack.redis_port), "--sample", "0"]).stdout)
     assert probe["ok"] and probe["db_keys"]["0"] == stack.redis().dbsize() > 0, probe
+    # a secret goes on stdin, into the container with `-e NAME` (no value in argv): the helper sends it
+    res = scripts.run_script("redis_probe", ["info", "--port", str(stack.redis_port)], secrets={"REDISCLI_AUTH": "s3cret"})
+    assert "AUTH" in last_json(res.stdout)["error"] and "s3cret" not in res.command
     owners = {}
     for user in (None, "root"):
         cache = f"/tmp/ragops-cache-{user}.json"

@@ -81,7 +81,7 @@ def pick_container(rows: list[dict[str, str]], service: str, project: str | None
     if len(projects) > 1:
         raise StepError(f"{host}: {where} runs in several Compose projects ({', '.join(projects)}): "
                         "set the project to choose one")
-    if rows:
+    if running:
         return running[0]["name"]
     if rows:
         seen = "; ".join(f"{r['name']} is {r['state'] or '?'} ({r['status']})" for r in rows)
