@@ -79,6 +79,10 @@ def sqlite_online(src, dst):
     target = sqlite3.connect(tmp)
     try:
         source.backup(target)
+    except BaseException:
+        target.close()
+        os.unlink(tmp)  # a failed copy (e.g. "database or disk is full") leaves nothing behind
+        raise
     finally:
         target.close()
         source.close()

@@ -28,7 +28,7 @@ def test_the_latest_snapshot_restores_and_passes_every_check(world, live_untouch
     assert step.status == "ok", step.message
     names = [c["check"] for c in step.details["checks"]]
     for expected in ("snapshot", "restore", "manifest", "files: sha256", "redis: dump loads", "redis: redis-check-rdb",
-                     "redis: key counts", "redis: sample digest", "chroma: sqlite integrity_check",
+                     "redis: key counts", "redis: rdb checksum", "chroma: sqlite integrity_check",
                      "chroma: docs: self-retrieval", "chroma: docs: embedding_model matches",
                      "compatibility with live collections"):
         assert expected in names, (expected, names)
@@ -128,7 +128,7 @@ def test_a_redis_dump_lacking_keys_the_manifest_counts_fails_the_key_counts(clon
     failed = failed_checks(step)
     assert step.status == "failed" and "redis: key counts" in failed, failed
     counts = next(c for c in step.details["checks"] if c["check"] == "redis: key counts")
-    assert "db0: manifest 5004, restored 4904" in counts["evidence"]
+    assert "the restored dump loaded 4905 key(s) + 0 expired on load, manifest: 5005 keys read" in counts["evidence"]
 
 
 def test_a_truncated_chroma_segment_file_fails_a_chroma_check(clone_world, tmp_path, live_untouched):

@@ -113,7 +113,7 @@ def run_mirror(target: Target, source: ChromaSource, data_dir: str, dest: str, m
     doc = parse_json_line(res.stdout, f"mirror of {data_dir}") if res.stdout.strip() else {"ok": False}
     if not doc.get("ok"):
         detail = doc.get("error") or res.stderr.strip()[-300:]
-        if "No space left" in str(detail) or "Errno 28" in str(detail):
+        if any(m in str(detail) for m in ("No space left", "Errno 28", "disk is full")):
             with interrupts.shielded():  # give the disk back: a half-written mirror must not keep it full
                 target.run(f"[ ! -L {quote(dest)} ] && rm -rf --one-file-system -- {quote(dest)}", write=True)
             detail = f"no space left on device (staging disk full; the partial mirror was removed); {detail}"
