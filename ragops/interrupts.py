@@ -30,7 +30,7 @@ from . import output
 from .errors import Interrupted
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-GRACE_S = 3.0  # SIGINT, then SIGTERM (seam_runners), SIGKILL after this
+GRACE_S = 5.0  # SIGINT, then SIGTERM (seam_runners), SIGKILL after this
 
 
 class Killer(Protocol):

@@ -13,7 +13,7 @@ For a cancelled run (:mod:`ragops.interrupts`) each running command gets a kille
 ``killpg`` of its group; over SSH the remote shell announces its pid on stderr (one marker line,
 removed from the output) and the killer runs ``kill -TERM -<pid>`` in a new channel of the same
 connection, so the remote processes are really gone before ``Target.run`` returns. Both send SIGINT
-first (restic before 0.16 removes its repository lock on SIGINT only), SIGTERM one second later,
+first (restic before 0.16 removes its repository lock on SIGINT only), SIGTERM ``INT_GRACE_S`` (2 s: restic runs under nice/ionice) later,
 SIGKILL after ``interrupts.GRACE_S``.
 """
 
@@ -44,7 +44,7 @@ class CmdResult:
 
 
 MARK = b"\x1eragops-pid "
-INT_GRACE_S = 1.0  # SIGINT first: restic (< 0.16) removes its repository lock on SIGINT, not SIGTERM
+INT_GRACE_S = 2.0  # SIGINT first: restic (< 0.16) removes its repository lock on SIGINT, not SIGTERM
 current = threading.local()  # .entry: the interrupts.Running of the command this thread starts
 
 GUARD = (
