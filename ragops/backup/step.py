@@ -18,6 +18,7 @@ from typing import Any
 from .. import interrupts, output
 from ..errors import RagopsError, StepError
 from ..report import SKIPPED, StepResult, format_bytes
+from ..resources import wrap_nice
 from ..seam import Target, quote
 from ..space import run_size_of, run_space_preflight
 from . import leftovers, restic
@@ -149,7 +150,7 @@ def run_staged_snapshot(target: Target, policy: Policy, policy_name: str, repo: 
     paths = [run_dir, *extra] if not target.dry else [p for p in extra if not p.startswith(stable + "/")]
     if target.dry:
         args = restic.make_backup_args([run_dir, *extra], tags=make_tags(policy), host_tag=target.name, exclude=excludes)
-        output.dry_command(target.name, restic.make_restic_command(repo, args, json=True))
+        output.dry_command(target.name, wrap_nice(target, restic.make_restic_command(repo, args, json=True)))
         if not paths:
             return restic.BackupSummary(snapshot_id=None, dry=True), None
     # Unchanged in-place files are only re-read if restic knows the previous snapshot: name it.

@@ -114,7 +114,8 @@ def estimate_chroma(record: dict[str, Any], files: dict[str, Any]) -> Load | Non
 
 def estimate_redis(record: dict[str, Any], files: dict[str, Any]) -> Load | None:
     """The throwaway redis-server: a baseline, a multiple of the dump and a per-key cost."""
-    size, keys = record.get("bytes"), record.get("keys")
+    size = record.get("bytes")
+    keys = record.get("keys") if record.get("keys") is not None else record.get("keys_read")  # check-rdb records
     if size is None:
         return None
     if not is_figure(size, MAX_BYTES):

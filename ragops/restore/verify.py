@@ -29,7 +29,9 @@ def find_stable_paths(manifest: dict[str, Any]) -> list[str]:
     from ..backup.sources.stable import stable_root_of_run_dir
 
     root = stable_root_of_run_dir(manifest["staging_dir"])
-    return [p for p in manifest.get("backup_paths", []) if is_safe_path(p) and is_inside(p, root) and p != root]
+    files = [f for f in manifest.get("files", {}) if isinstance(f, str)]
+    return [p for p in manifest.get("backup_paths", []) if is_safe_path(p) and is_inside(p, root) and p != root
+            and any(is_inside(f, p) for f in files)]  # only the copies whose files the manifest hashed
 
 
 def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any], scripts: Scripts | None = None) -> Check:

@@ -164,6 +164,8 @@ def test_the_formulas():
     assert floored.bytes == 192 * mib + 2 * 110 * mib  # an index allocated for more than it holds
     (redis,) = memory_preflight.estimate_loads({"sources": [{"kind": "redis", "bytes": 100 * mib, "keys": 10**6}], "files": {}})
     assert redis.bytes == int(48 * mib + 1.5 * 100 * mib + 96 * 10**6)
+    (read,) = memory_preflight.estimate_loads({"sources": [{"kind": "redis", "bytes": 100 * mib, "keys_read": 10**6}], "files": {}})
+    assert read.bytes == redis.bytes  # a record described by redis-check-rdb counts keys_read
     (guessed,) = memory_preflight.estimate_loads({"sources": [{"kind": "redis", "bytes": 20 * mib}], "files": {}})
     assert guessed.bytes == int(48 * mib + 1.5 * 20 * mib + 96 * (20 * mib // 20))
     assert memory_preflight.estimate_loads({"sources": [{"kind": "paths", "entries": []}], "files": {}}) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import StepError
+from ...resources import wrap_capped
 from ...seam import Target, quote
 from . import make_copy_command, parse_json_line, run_or_fail
 from .hooks import HostScripts
@@ -64,8 +65,8 @@ def run_dump_digest(target: Target, data_dir: str, *, dbfilename: str = "dump.rd
             run_or_fail(target, f"mkdir {quote(scratch)}/data && " + make_copy_command(f"{data_dir}/{aof_dir}", f"{scratch}/data/{aof_dir}"),
                         "copying the AOF for its load test", write=False)
             data_dir = f"{scratch}/data"
-        start = target.run(make_server_command(server, data_dir, socket=sock, run_dir=scratch,
-                                               dbfilename=dbfilename, aof_dir=aof_dir))
+        start = target.run(wrap_capped(target, make_server_command(server, data_dir, socket=sock, run_dir=scratch,
+                                               dbfilename=dbfilename, aof_dir=aof_dir)))
         wait = scripts.run_script("redis_probe", make_probe_args("wait", socket=sock, extra=["--wait", str(int(timeout))]))
         if not start.ok or not parse_json_line(wait.stdout, "redis load").get("ok"):
             log = target.run(f"tail -n 5 {quote(scratch)}/redis.log 2>/dev/null").stdout.strip()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...resources import wrap_capped
 from ...seam import quote
 from .hooks import Check, TestContext, check_staged_path, is_count, make_missing_tool_error
 from .redis_check import parse_check_rdb
@@ -99,7 +100,7 @@ def start(ctx: TestContext, record: dict[str, Any], *, timeout: float = 600) -> 
     started = None
     for _ in range(3):  # a port can be taken between picking and binding: pick again
         port = int(ctx.scripts.run_script("free_port", []).stdout.strip())
-        started = target.run(make_server_command(server, d, port=port, aof_dir=aof_dir))
+        started = target.run(wrap_capped(target, make_server_command(server, d, port=port, aof_dir=aof_dir)))
         if started.exited in (126, 127):
             raise make_missing_tool_error(target, server, "backup.redis_server (ragops.yaml)", "loads the restored dump")
         if started.ok:
