@@ -44,9 +44,11 @@ def make_prepare_command(root: str, key: str) -> str:
     """mkdir the stable root and ``root/key`` (0700); refuse either if it is a symlink or not a dir."""
     path = f"{root}/{key}"
     checks = " && ".join(f"[ ! -L {quote(p)} ] && [ -d {quote(p)} ]" for p in (os.path.dirname(root), root, path))
+    # `mkdir -p`, not `[ -d ] || mkdir`: the sources stage in parallel and prepare their dirs at the same
+    # moment (the check-then-mkdir lost that race: "File exists"); the symlink checks follow each mkdir
     return (f"mkdir -p -m 0700 {quote(os.path.dirname(root))} && [ ! -L {quote(os.path.dirname(root))} ] && "
-            f"{{ [ -d {quote(root)} ] || mkdir -m 0700 {quote(root)}; }} && [ ! -L {quote(root)} ] && "
-            f"{{ [ -d {quote(path)} ] || mkdir -m 0700 {quote(path)}; }} && {checks}")
+            f"mkdir -p -m 0700 {quote(root)} && [ ! -L {quote(root)} ] && "
+            f"mkdir -p -m 0700 {quote(path)} && {checks}")
 
 
 def run_prepare(target: Target, key: str) -> str:
