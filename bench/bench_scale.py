@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE)]
 
-import scale_data  # noqa: E402  (puts tests/ on sys.path)
+import scale_data  # noqa: E402  (puts the repository root on sys.path: tests.fixtures)
 from scale_fs import KINDS, Fs, Workspace, fstype, used_bytes  # noqa: E402
 from scale_live import PY, Live  # noqa: E402
 from scale_measure import find_key, hold_from_events, latency, run_measured  # noqa: E402
@@ -181,7 +181,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="0.1,0.3,1.0", help="dataset sizes in GB, Chroma + Redis together")
     ap.add_argument("--quick", action="store_true", help="smoke run: sizes 0.02,0.05, short idle window")
     ap.add_argument("--fs", default="ext4,btrfs,xfs", help="filesystems under test: ext4 (/var/tmp's fs), btrfs, xfs, ext4loop")
-    ap.add_argument("--strategy", choices=("stop", "live"), default="stop", help="sources.chroma.strategy")
+    ap.add_argument("--strategy", choices=("stop", "pause", "live"), default="stop",
+                    help="sources.chroma.strategy (pause: the server keeps serving, ingestion is held)")
     ap.add_argument("--copy-mode", default="auto", help="sources.chroma.copy_mode, or `none` to leave it unset")
     ap.add_argument("--no-server-url", dest="server_url", action="store_false", help="do not set sources.chroma.server_url")
     ap.add_argument("--change", type=float, default=0.01, help="fraction of keys / vectors added (default 1%%)")

@@ -2,6 +2,8 @@
 
     python bench/scale_ctl.py start STATE_DIR     # start (detached), wait for the heartbeat
     python bench/scale_ctl.py stop STATE_DIR      # SIGTERM, wait until it is gone (SIGKILL after 60 s)
+    python bench/scale_ctl.py pause STATE_DIR     # strategy pause: ingestion paused, server keeps serving
+    python bench/scale_ctl.py resume STATE_DIR
 
 STATE_DIR holds `server.json` (data dir, port, chroma binary), `server.pid`, `server.log` and
 `events.jsonl`: one line per edge (`stop_begin`, `stop_end`, `start_begin`, `start_end`) with the wall
@@ -85,6 +87,20 @@ def stop(state: Path, grace: float = 60) -> int:
     return 0
 
 
+def pause(state: Path) -> int:
+    """The `pause` strategy's pre hook: ingestion pauses (the bench's writer adds vectors only between
+    the measured runs, so there is nothing to wait for); the server keeps serving queries."""
+    _event(state, "stop_begin")
+    _event(state, "stop_end")
+    return 0
+
+
+def resume(state: Path) -> int:
+    _event(state, "start_begin")
+    _event(state, "start_end")
+    return 0
+
+
 if __name__ == "__main__":
     verb, state_dir = sys.argv[1], Path(sys.argv[2])
-    sys.exit({"start": start, "stop": stop}[verb](state_dir))
+    sys.exit({"start": start, "stop": stop, "pause": pause, "resume": resume}[verb](state_dir))

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 from scale_data import fill_redis_values
 from scale_fs import Fs, sh
-from services import free_port, start_process, stop_process, wait_for
+
+from tests.fixtures.services import free_port, start_process, stop_process, wait_for
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -158,6 +159,9 @@ class Live:
         if strategy == "stop":
             chroma["stop"] = {"command": f"{ctl} stop {shlex.quote(str(self.state))}",
                               "start_command": f"{ctl} start {shlex.quote(str(self.state))}", "timeout_s": 600}
+        if strategy == "pause":
+            chroma["pause"] = {"pre": f"{ctl} pause {shlex.quote(str(self.state))}",
+                               "post": f"{ctl} resume {shlex.quote(str(self.state))}", "timeout_s": 600}
         policy = {"repository": {"url": str(self.repos["ragops"]), "password_file": str(self.pw),
                                  "cache_dir": str(self.caches["ragops"])},
                   "sources": {"redis": {"enabled": True}, "chroma": chroma, "paths": []},

@@ -31,7 +31,7 @@ from ..errors import ExitCode, RagopsError, VerifyError
 from ..report import DEGRADED, FAILED, OK, StepResult, format_bytes
 from ..runner import Step
 from ..seam import Target, quote
-from . import freshness, guard, memory_preflight, plan, record, setup, verify
+from . import freshness, guard, memory_preflight, plan, progress, record, setup, verify
 from .compare import Check, summarize
 from .snapshot import load_policy, lookup_snapshot, read_manifest, resolve_snapshot
 
@@ -51,37 +51,55 @@ class Options:
     min_overlap: float = 1.0  # probe top-k overlap; exact by default (same index)
     selfcheck: int = 50  # stored vectors per collection in the self-retrieval probe (0: off)
     read_data_subset: str | None = field(default="policy")  # "policy": the policy's check.read_data_subset
+    progress_every_s: float = 10.0  # a restore progress line (bytes, rate, ETA) this often; 0: none
 
 
-def run_verify_phase(ctx: TestContext, layout: plan.Layout, doc: dict[str, Any], subset: str | None, repo: restic.Repo,
-                     timings: dict[str, float]) -> list[Check]:
-    """Files, every data source's ``verify`` and the repository check, in parallel (independent reads)."""
+def run_verify_phase(ctx: TestContext, layout: plan.Layout, doc: dict[str, Any], repo_check: Future[Check],
+                     timings: dict[str, float]) -> tuple[list[Check], float]:
+    """Everything after the restore, in parallel: the files hashed in groups (the run dir, each stable
+    copy), every data source's ``start`` then ``verify``, and the repository check (started when the
+    restore ended). A source that opens its restored files in place and may write them (ChromaDB applies its
+    log and rewrites sqlite on open: ``WRITES_RESTORED_FILES``) waits for the hash of its own group
+    only. Returns the checks and the seconds until every source had started (the RTO's start phase)."""
     records = list(registry.records_by_key(doc))
+    hash_groups = verify.make_hash_groups(layout, doc)
+    stable = len(hash_groups) > 1
+    hashed = {name: threading.Event() for name in hash_groups}
+    hash_parts: dict[str, dict[str, Any] | str] = {}
+    t0 = time.monotonic()
+    started: dict[str, float] = {}
 
-    hashed = threading.Event()
-
-    def source(key: str) -> Callable[[], list[Check]]:
-        verify_one = registry.hook(key, "verify")
-        # a source that opens the restored files in place and may write them (ChromaDB applies its log
-        # and rewrites sqlite on open) starts only when the files are hashed, or the sha256 would differ
-        writes = bool(getattr(registry.SOURCES[key], "WRITES_RESTORED_FILES", False))
-
+    def hasher(name: str) -> Callable[[], list[Check]]:
         def run() -> list[Check]:
-            while writes and not hashed.wait(0.2):
-                interrupts.check(ctx.target.name)
-            return [c for k, rec in records if k == key for c in verify_one(ctx, rec)]
+            try:
+                hash_parts[name] = verify.run_hash_group(ctx.target, hash_groups[name], stable, ctx.scripts)
+            finally:
+                hashed[name].set()
+            return []
         return run
 
-    def files() -> list[Check]:
-        try:
-            return [verify.run_files_check(ctx.target, layout, doc, ctx.scripts)]
-        finally:
-            hashed.set()
+    def source(key: str) -> Callable[[], list[Check]]:
+        start_one, verify_one = registry.hook(key, "start"), registry.hook(key, "verify")
+        writes = bool(getattr(registry.SOURCES[key], "WRITES_RESTORED_FILES", False))
+        own = [hashed[key]] if key in hashed else list(hashed.values())
 
-    groups: dict[str, Callable[[], list[Check]]] = {"files": files}
+        def run() -> list[Check]:
+            mine = [rec for k, rec in records if k == key]
+            out = [c for rec in mine for c in start_one(ctx, rec)]
+            started[key] = time.monotonic() - t0
+            for event in own if writes else []:
+                while not event.wait(0.2):
+                    interrupts.check(ctx.target.name)
+            return out + [c for rec in mine for c in verify_one(ctx, rec)]
+        return run
+
+    groups: dict[str, Callable[[], list[Check]]] = {f"files:{name}": hasher(name) for name in hash_groups}
     groups.update({key: source(key) for key in registry.keys() if any(k == key for k, _ in records)})
-    groups["repository"] = lambda: [verify.run_repository_check(ctx.target, repo, subset)]
-    return run_parallel(groups, timings)
+    checks = run_parallel(groups, timings)
+    timings["files"] = max((timings.pop(f"files:{name}") for name in hash_groups), default=0.0)
+    checks.insert(0, verify.make_files_check(layout, doc, [hash_parts.get(name, "not hashed") for name in hash_groups]))
+    checks.append(interrupts.result(repo_check))
+    return checks, max(started.values(), default=0.0)
 
 
 def run_parallel(groups: dict[str, Any], timings: dict[str, float]) -> list[Check]:
@@ -134,6 +152,7 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
     ctx = TestContext(target=target, live_target=live_target, policy=policy, layout=layout, options=options,
                       scripts=HostScripts(target))
     setup.run_remove_leftovers(target, os.path.dirname(layout.root), layout.root)
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"check-{target.name}")
     try:
         target.run(plan.make_create_command(layout), check=True)
         created = True
@@ -147,7 +166,11 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
         for key in registry.keys():  # e.g. ChromaDB's import overlaps the restore
             registry.hook(key, "begin")(ctx)
         t0 = time.monotonic()
-        snap, restored = run_restore(target, repo, policy, source.name, options.snapshot, layout, snap_future)
+        with progress.watch(target, layout.restore_dir, need, every_s=options.progress_every_s):
+            snap, restored = run_restore(target, repo, policy, source.name, options.snapshot, layout, snap_future)
+        # restic 0.14's check takes an exclusive lock: it cannot run beside the restore (its lock
+        # protects the restore from a prune elsewhere); it starts now, beside everything that follows
+        repo_check = checker.submit(verify.run_repository_check, target, repo, subset)
         checks += [Check("snapshot", True, f"{snap.short_id} of {snap.hostname} taken {snap.time[:19]}"), restored]
         doc = None
         if restored.ok:
@@ -158,22 +181,21 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
                 doc, manifest_check = read_manifest(target, layout, snap)
                 checks.append(manifest_check)
         phases["restore"] = time.monotonic() - t0
+        t1 = time.monotonic()
         if doc is not None:
             plan.check_scratch_safe(layout.root, plan.collect_live_paths([target.settings, source.settings], policy, doc))
-            t1 = time.monotonic()
-            for key, rec in registry.records_by_key(doc):
-                checks += registry.hook(key, "start")(ctx, rec)
-            phases["start"] = time.monotonic() - t1
-            t2 = time.monotonic()
             ctx.manifest_path = f"{layout.restored(doc['staging_dir'])}/{MANIFEST_NAME}"
             plan_names[:] = plan.make_check_plan(doc, read_data_subset=subset, selfcheck=options.selfcheck,
                                                  compat=True)
-            checks += run_verify_phase(ctx, layout, doc, subset, repo, timings)
+            verified, start_s = run_verify_phase(ctx, layout, doc, repo_check, timings)
+            checks += verified
         else:
-            t2 = time.monotonic()
-            checks.append(verify.run_repository_check(target, repo, subset))
-        phases["verify"] = time.monotonic() - t2
+            checks.append(interrupts.result(repo_check))
+            start_s = 0.0
+        phases["start"] = start_s
+        phases["verify"] = time.monotonic() - t1 - start_s
     finally:
+        checker.shutdown(wait=False, cancel_futures=True)  # a started check is joined above or ends with us
         for key in registry.keys():
             registry.hook(key, "end")(ctx)
         if created:

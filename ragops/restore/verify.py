@@ -34,21 +34,39 @@ def find_stable_paths(manifest: dict[str, Any]) -> list[str]:
             and any(is_inside(f, p) for f in files)]  # only the copies whose files the manifest hashed
 
 
-def run_files_check(target: Target, layout: Layout, manifest: dict[str, Any], scripts: Scripts | None = None) -> Check:
-    staging = layout.restored(manifest["staging_dir"])
-    stable = [layout.restored(p) for p in find_stable_paths(manifest)]
+def make_hash_groups(layout: Layout, manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Restored roots hashed as separate (parallel) passes: ``run`` = the run dir, and one group per
+    stable copy named by its dir (the source key: ``chroma``, ``redis``), so a source waits only for
+    its own files."""
+    groups = {"run": [layout.restored(manifest["staging_dir"])]}
+    for path in find_stable_paths(manifest):
+        groups.setdefault(path.rstrip("/").rsplit("/", 1)[-1], []).append(layout.restored(path))
+    return groups
+
+
+def run_hash_group(target: Target, roots: list[str], stable: bool, scripts: Scripts | None = None) -> dict[str, Any] | str:
+    """sha256 of every file below ``roots`` (one helper run): the ``files`` map, or why it failed."""
     if stable:
         from ..backup.manifest import MANIFEST_NAME
         from ..backup.sources import OWNER_NAME
         from ..backup.sources.hooks import HostScripts
 
-        args = ["--roots", staging, *stable, "--skip", MANIFEST_NAME, "--skip", OWNER_NAME]
+        args = ["--roots", *roots, "--skip", MANIFEST_NAME, "--skip", OWNER_NAME]
         res = (scripts or HostScripts(target)).run_script("hash_files", args)
     else:
-        res = run_hash(target, staging, scripts)
+        res = run_hash(target, roots[0], scripts)
     if not res.ok:
-        return Check("files: sha256", False, f"hashing {staging} failed: {res.stderr.strip()[-300:]}")
-    hashes = parse_json_line(res.stdout, "hash restored files").get("files", {})
+        return f"hashing {' '.join(roots)} failed: {res.stderr.strip()[-300:]}"
+    files: dict[str, Any] = parse_json_line(res.stdout, "hash restored files").get("files", {})
+    return files
+
+
+def make_files_check(layout: Layout, manifest: dict[str, Any], parts: list[dict[str, Any] | str]) -> Check:
+    """The ``files: sha256`` check from every hash group's result."""
+    failed = [p for p in parts if isinstance(p, str)]
+    if failed:
+        return Check("files: sha256", False, "; ".join(failed))
+    hashes = {k: v for part in parts if isinstance(part, dict) for k, v in part.items()}
     return compare_files(manifest.get("files", {}), hashes, layout.restore_dir)
 
 
