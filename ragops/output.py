@@ -52,6 +52,12 @@ def debug(host: str, command: str) -> None:
         _emit(host, f"$ {command}", "dim")
 
 
+def debug_done(host: str, command: str, seconds: float, exited: int | None) -> None:
+    """With RAGOPS_DEBUG_COMMANDS=1: how long a command took (where a run's time goes)."""
+    if VERBOSE:
+        _emit(host, f"  {seconds:.3f}s exit {exited}: {command[:120]}", "dim")
+
+
 def status(text: str) -> Any:
     """A spinner for a long step (no-op context when stderr is not a terminal)."""
     return console().status(text)

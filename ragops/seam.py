@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,10 +219,12 @@ class Target:
         guarded = make_guarded_command(full, announce=not self.host.is_local)
         entry = interrupts.begin()
         current.entry = entry
+        started, result = time.monotonic(), None
         try:
             try:
                 result = conn.run(guarded, **kwargs)
             finally:
+                output.debug_done(self.name, shown, time.monotonic() - started, getattr(result, "exited", None))
                 current.entry = None
                 interrupts.end(entry)
                 if entry.doomed:
