@@ -6,6 +6,7 @@ from ragops.tasks import backup as backup_tasks
 from ragops.tasks import chroma as chroma_tasks
 from ragops.tasks import config_tasks, demo, maintain
 from ragops.tasks import docker as docker_tasks
+from ragops.tasks import drill as drill_tasks
 from ragops.tasks import k8s as k8s_tasks
 from ragops.tasks import release as release_tasks
 from ragops.tasks import restore as restore_tasks
@@ -26,3 +27,4 @@ ns.add_collection(Collection("k8s", k8s_tasks.render, k8s_tasks.run_now, k8s_tas
 ns.add_collection(Collection("velero", k8s_tasks.backup, k8s_tasks.restore_test))
 ns.add_task(release_tasks.upgrade)
 ns.add_collection(Collection("release", release_tasks.release, release_tasks.rollback))
+ns.add_collection(Collection("drill", drill_tasks.down))

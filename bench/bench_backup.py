@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "backup")]
+sys.path.insert(0, str(ROOT))  # the test helpers: tests.fixtures
 
-from backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
-from services import RedisFactory  # noqa: E402
+from tests.fixtures.backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
+from tests.fixtures.services import RedisFactory  # noqa: E402
 
 
 def make_files(base: Path, total_mb: int) -> None:

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the test helpers: tests.fixtures
 
-import fleet_helpers as fh  # noqa: E402
-import services  # noqa: E402
+from tests.fixtures import fleet_helpers as fh  # noqa: E402
+from tests.fixtures import services  # noqa: E402
 
 PER_DIR = 1000
 DAY = 86400

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_fleet.py [--hosts 16] [--repeat 3] [--parallel N]
 
-A private sshd listens on 127.0.0.2 .. 127.0.0.(1+hosts) (tests/services.py), every host gets its
+A private sshd listens on 127.0.0.2 .. 127.0.0.(1+hosts) (tests/fixtures/services.py), every host gets its
 own small tree of old/new files, strict host key checking. Target: ratio <= 2.5.
 """
 
@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the test helpers: tests.fixtures
 
-import fleet_helpers as fh  # noqa: E402
-import services  # noqa: E402
+from tests.fixtures import fleet_helpers as fh  # noqa: E402
+from tests.fixtures import services  # noqa: E402
 
 
 def timed(*args: str) -> float:

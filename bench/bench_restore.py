@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "backup")]
-
-from backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
-from services import RedisFactory  # noqa: E402
+sys.path.insert(0, str(ROOT))  # ragops and the test helpers (tests.fixtures)
 
 from ragops.backup.step import run_backup  # noqa: E402
+from tests.fixtures.backup_helpers import fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
+from tests.fixtures.services import RedisFactory  # noqa: E402
 
 
 def make_files(directory: Path, total_mb: int) -> None:

@@ -1,7 +1,7 @@
 """Datasets for bench_scale, built once per size and cached (pristine) under CACHE/<size>/:
 
     chroma/        a ChromaDB persistent dir: 2 collections (docs: cosine + model metadata, faq: l2) of
-                   384-d embedding-like vectors (tests/backup/backup_helpers.make_chroma_dir, latent 16)
+                   384-d embedding-like vectors (tests/fixtures/backup_helpers.make_chroma_dir, latent 16)
     redis/dump.rdb Redis keys `k:<i>` with 200-500 B random (incompressible) values, written with
                    pipelines into a real redis-server and saved with SAVE
     meta.json      counts and bytes; written last (a dir without it is an unfinished build, rebuilt)
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "backup")]
+sys.path.insert(0, str(ROOT))  # the test helpers: tests.fixtures
 
-from services import free_port, start_process, stop_process, wait_for  # noqa: E402
+from tests.fixtures.services import free_port, start_process, stop_process, wait_for  # noqa: E402
 
 CACHE = Path("/var/cache/ragops/bench-scale")
 FORMAT = 1
@@ -93,7 +93,7 @@ def _build_redis(dest: Path, keys: int) -> None:
 
 def ensure(gb: float, cache: Path = CACHE, log: Any = print) -> dict[str, Any]:
     """The cached dataset of this size (built first if missing); returns its meta.json (+ `dir`)."""
-    from backup_helpers import make_chroma_dir
+    from tests.fixtures.backup_helpers import make_chroma_dir
 
     final = cache / size_name(gb)
     meta_file = final / "meta.json"

@@ -175,12 +175,13 @@ def _start(pid_file: Path, port: int, what: str, argv: list[str], root: Path) ->
 
 def _seed_redis(port: int) -> None:
     """A few hundred cache keys and one saved RDB, so persistence checks have a real last save."""
-    from .demo_api import redis_command
+    from .demo_api import connect_redis
 
-    if int(redis_command(port, "DBSIZE") or 0) < 500:
-        for i in range(500):
-            redis_command(port, "SET", f"cache:query:{i:04d}", f"answer {i}")
-    redis_command(port, "SAVE")
+    client = connect_redis(port)
+    if client.dbsize() < 500:
+        client.mset({f"cache:query:{i:04d}": f"answer {i}" for i in range(500)})
+    client.save()
+    client.close()
 
 
 def down(root: Path | None = None) -> list[str]:

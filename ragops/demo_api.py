@@ -1,4 +1,4 @@
-"""The demo RAG API: /health and /status backed by the real Redis and Chroma dir (stdlib only).
+"""The demo RAG API: /health and /status backed by the real Redis (redis-py) and Chroma dir.
 
 Run as ``python -m ragops.demo_api --port P --redis-port R --chroma DIR``. Tests also use it as
 the API in front of their real services (``--fail-health`` makes /health answer 503).
@@ -8,46 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from .remote.chroma_counts import main as chroma_counts
 
 
-def _complete(data: bytes) -> bool:
-    if not data.endswith(b"\r\n"):
-        return False
-    if data[:1] == b"$":
-        head = data.index(b"\r\n")
-        size = int(data[1:head])
-        return size < 0 or len(data) >= head + 2 + size + 2
-    return True
+def connect_redis(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> Any:
+    """A redis-py client for the demo's Redis (no password: the demo's redis-server binds loopback)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-
-def redis_command(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 2.0) -> str | int | None:
-    """One RESP command over a plain socket (the API must not need the redis package)."""
-    payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(payload.encode())
-        data = b""
-        while not _complete(data):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    kind, rest = data[:1], data[1:].split(b"\r\n")
-    if kind == b"+":
-        return rest[0].decode()
-    if kind == b":":
-        return int(rest[0])
-    if kind == b"$":
-        return None if rest[0] == b"-1" else rest[1].decode()
-    if kind == b"-":
-        raise RuntimeError(rest[0].decode())
-    return data.decode(errors="replace")
+    return redis.Redis(host=host, port=port, socket_timeout=timeout, socket_connect_timeout=timeout,
+                       decode_responses=True, retry=Retry(NoBackoff(), 0))
 
 
 def make_handler(redis_port: int, chroma_dir: str, fail_health: bool) -> type[BaseHTTPRequestHandler]:
+    import redis
+
+    client = connect_redis(redis_port)  # a thread-safe pool shared by the handler threads
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, fmt: str, *args: object) -> None:  # quiet
             pass
@@ -62,8 +43,8 @@ def make_handler(redis_port: int, chroma_dir: str, fail_health: bool) -> type[Ba
 
         def do_GET(self) -> None:  # noqa: N802
             try:
-                redis_ok = redis_command(redis_port, "PING") == "PONG"
-            except OSError:
+                redis_ok = bool(client.ping())
+            except redis.RedisError:
                 redis_ok = False
             chroma = chroma_counts(chroma_dir)
             if self.path == "/health":
@@ -72,7 +53,10 @@ def make_handler(redis_port: int, chroma_dir: str, fail_health: bool) -> type[Ba
                                                 "chroma": bool(chroma.get("ok"))})
             elif self.path == "/status":
                 docs = {c["name"]: c["count"] for c in chroma.get("collections", [])}
-                keys = redis_command(redis_port, "DBSIZE") if redis_ok else None
+                try:
+                    keys = client.dbsize() if redis_ok else None
+                except redis.RedisError:
+                    keys = None
                 self._send(200, {"status": "ok", "documents": docs, "total_documents": sum(docs.values()),
                                  "redis_keys": keys})
             else:

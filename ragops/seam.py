@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ from .config import Host, LoadedConfig
 from .controller import controller_write, http_get, write_local_file
 from .errors import Interrupted, StepError, ToolNotFoundError, UnreachableError
 from .local_processes import pid_alive, run_local, spawn_background, stop_pid
-from .seam_runners import CmdResult, current, make_guarded_command
+from .seam_runners import CmdResult, current, make_default_sigint_command, make_guarded_command
 from .seam_runners import make_fast_runner as make_fast_runner  # re-exported: the runners live there
 from .ssh import describe_ssh_error, make_connection
 
@@ -217,6 +218,8 @@ class Target:
         kwargs["in_stream"] = _ChunkedInput(feed or "")
         # Its own process group, killed if ragops dies; registered so a signal can stop it.
         guarded = make_guarded_command(full, announce=not self.host.is_local)
+        if self.host.is_local and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            guarded = make_default_sigint_command(guarded)  # or our SIGINT would not reach restic
         entry = interrupts.begin()
         current.entry = entry
         started, result = time.monotonic(), None

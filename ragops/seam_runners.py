@@ -58,6 +58,31 @@ GUARD = (
 )
 
 
+_ENV_DEFAULT_SIGNAL: list[bool] = []  # does this machine's `env` know --default-signal (coreutils >= 8.31)?
+
+
+def make_default_sigint_command(script: str) -> str:
+    """``script`` (a bash script) run with SIGINT at its default disposition.
+
+    A process started with SIGINT ignored (``cmd &`` from a non-interactive shell, some supervisors)
+    passes that on to every child, and a shell cannot un-ignore it; restic (< 0.16) removes its
+    lock only on the SIGINT ragops sends first. ``exec`` keeps the pid (the guard's ``$$``/``$PPID``)."""
+    import shlex
+    import subprocess
+    import sys
+
+    if not _ENV_DEFAULT_SIGNAL:
+        try:
+            ok = subprocess.run(["env", "--default-signal=INT", "true"], capture_output=True).returncode == 0
+        except OSError:
+            ok = False
+        _ENV_DEFAULT_SIGNAL.append(ok)
+    if _ENV_DEFAULT_SIGNAL[0]:
+        return f"exec env --default-signal=INT bash -c {shlex.quote(script)}"
+    reset = "import os,signal,sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp('bash', ['bash', '-c', sys.argv[1]])"
+    return f"exec {shlex.quote(sys.executable)} -c {shlex.quote(reset)} {shlex.quote(script)}"
+
+
 def make_guarded_command(command: str, *, announce: bool = False) -> str:
     """``command`` in a subshell next to a watcher that kills the process group when the parent
     (ragops, or the sshd session) is gone. ``announce``: first print the group's pid on stderr."""

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_helpers import REPO, run_invoke
 
 from ragops import demo
 from ragops.seam import pid_alive
+from tests.fixtures.fleet_helpers import REPO, run_invoke
 
 pytestmark = pytest.mark.slow
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_helpers import REPO, make_host_entry, make_target, procs_mentioning
 
 from ragops import interrupts
 from ragops.errors import Interrupted, StepError
 from ragops.seam import run_local
+from tests.fixtures.fleet_helpers import REPO, make_host_entry, make_target, procs_mentioning
 
 
 def wait_until(condition, timeout: float = 20.0) -> None:

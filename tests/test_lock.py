@@ -8,10 +8,10 @@ import socket
 import subprocess
 
 import pytest
-from fleet_helpers import make_target
 
 from ragops.errors import LockHeldError
 from ragops.lock import HostLock, is_stale
+from tests.fixtures.fleet_helpers import make_target
 
 
 def dead_pid() -> int:

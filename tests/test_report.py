@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 
-from fleet_helpers import parse_textfile
 from rich.console import Console
 
 from ragops.errors import ExitCode
@@ -22,6 +21,7 @@ from ragops.report import (
     metrics_file_name,
     render_summary,
 )
+from tests.fixtures.fleet_helpers import parse_textfile
 
 
 def value(families: dict[str, list[str]], name: str) -> float:

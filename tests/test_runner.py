@@ -9,12 +9,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from fleet_helpers import make_target
 
 from ragops import interrupts
 from ragops.errors import ConfigError, ExitCode, StepError, VerifyError
 from ragops.report import DEGRADED, FAILED, OK, HostResult, RunResult, StepResult
 from ragops.runner import Step, run_fleet, run_host
+from tests.fixtures.fleet_helpers import make_target
 
 
 def ok_step(name, calls):

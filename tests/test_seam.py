@@ -7,10 +7,10 @@ import subprocess
 import time
 
 import pytest
-from fleet_helpers import make_host_entry, make_target
 
 from ragops.errors import StepError, UnreachableError
 from ragops.seam import make_secret_prefix, pid_alive, run_local, spawn_background, stop_pid
+from tests.fixtures.fleet_helpers import make_host_entry, make_target
 
 SECRET = "s3cr3t-Pa55"
 SHOW_ARGV_AND_SECRET = "tr '\\0\\n' '  ' < /proc/$$/cmdline; echo; printf %s \"$TOKEN\" | sha256sum; echo $TOKEN >&2; exit 3"

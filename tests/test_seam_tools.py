@@ -7,12 +7,12 @@ import http.server
 import threading
 
 import pytest
-from fleet_helpers import make_target
 
 from ragops.backup.errors import ResticNotFoundError
 from ragops.backup.repository import Repo, detect_version
 from ragops.errors import ToolNotFoundError
 from ragops.seam import Tool, controller_write, http_get, write_local_file
+from tests.fixtures.fleet_helpers import make_target
 
 
 def test_a_missing_program_is_one_error_naming_the_tool_and_its_setting(tmp_path):

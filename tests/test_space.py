@@ -4,8 +4,7 @@ real du/df through the seam, locally and over SSH."""
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,8 @@ def local(**disk: int) -> Target:
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "ragops-test-fs", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def tmpfs(tmpfs_mount: Callable[..., Path]) -> Path:
+    return tmpfs_mount("ragops-test-fs")
 
 
 def fill(path: Path, mib: int) -> Path:

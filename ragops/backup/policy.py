@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..config import Host, Model, make_error_lines, read_yaml
 from ..errors import ConfigError
+from .policy_drill import DrillSettings
 from .policy_sources import SourcesSettings, check_cron
 
 URL_FORMS = "an absolute path, sftp:user@host:/path, s3:http(s)://endpoint/bucket[/prefix] or rest:http(s)://..."
@@ -146,6 +147,7 @@ class RestoreTestSettings(Model):
     enabled: bool = Field(True, description="Run scheduled restore tests for this policy.")
     cadence: str = Field("0 5 * * 0", description="When the restore test runs (5-field cron).")
     rto_budget_s: float | None = Field(None, gt=0, description="Fail the restore test if restoring takes longer than this (recovery time objective), seconds.")
+    drill: DrillSettings = Field(default_factory=DrillSettings, description="`restore-test --drill`: the restored data served by a throwaway Compose project, its answers compared with live (docs/drill.md).")
 
     cadence_is_cron = field_validator("cadence")(check_cron)
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..resources import ResourceSettings
 
@@ -36,16 +36,39 @@ class ApiSettings(Model):
 
 
 class RedisSettings(Model):
+    """The controller talks to Redis with redis-py (ragops/redis_client.py): directly for `local`, through an SSH tunnel (Fabric forward_local) for a remote host."""
+
     enabled: bool = Field(True, description="Check (and later back up) Redis on this host.")
-    host: str = Field("127.0.0.1", description="Redis address as seen from the host.")
-    port: int = Field(6379, ge=1, le=65535, description="Redis port.")
+    host: str = Field("127.0.0.1", description="Redis address as seen from the host (for a remote host ragops connects through an SSH tunnel, so 127.0.0.1 is the host's own loopback).")
+    port: int = Field(6379, ge=1, le=65535, description="Redis port (the TLS port when tls is on).")
+    username: str | None = Field(None, min_length=1, description="ACL user (Redis 6+) to authenticate as, with the password of password_file / password_env; unset: the default user. Health needs +ping +info +time (see docs/health.md); backup's on-host probe (remote/redis_probe.py) does not use it yet.")
     password_file: str | None = Field(None, description="File on the controller holding the Redis password (never put the password itself in the config).")
     password_env: str | None = Field(None, description="Environment variable on the controller holding the Redis password.")
+    tls: bool = Field(False, description="Talk TLS to Redis (redis-server --tls-port), also through the SSH tunnel (health; backup's on-host probe does not speak TLS yet).")
+    tls_ca_file: str | None = Field(None, description="CA certificate (PEM file on the controller) that signed the server's certificate; unset: the controller's system CAs.")
+    tls_cert_file: str | None = Field(None, description="Client certificate (PEM file on the controller) for servers that check clients (tls-auth-clients yes, Redis' default).")
+    tls_key_file: str | None = Field(None, description="Private key (PEM file on the controller) of tls_cert_file; unset: the key is in tls_cert_file.")
+    tls_check_hostname: bool = Field(True, description="Require the server certificate to name redis.host (checked against that name also through the tunnel); turn off only for a certificate without it (the chain is still verified).")
+    timeout_s: float = Field(5.0, gt=0, le=300, description="Connect and reply timeout of one Redis command from the controller, seconds.")
     max_save_age_s: int = Field(86400, ge=1, description="Degraded when the last successful RDB save is older than this (seconds).")
+    memory_warn_percent: int = Field(90, ge=1, le=100, description="Degraded when used memory reaches this percentage of maxmemory under maxmemory-policy noeviction (a full Redis then refuses writes); with an eviction policy a full cache is normal and only reported.")
+
+    @model_validator(mode="after")
+    def _tls_files_need_tls(self) -> RedisSettings:
+        files = [name for name in ("tls_ca_file", "tls_cert_file", "tls_key_file") if getattr(self, name)]
+        if files and not self.tls:
+            raise ValueError(f"{', '.join(files)} set but tls is false: set redis.tls: true (or remove them)")
+        if self.tls_key_file and not self.tls_cert_file:
+            raise ValueError("tls_key_file is set without tls_cert_file")
+        return self
 
 
 class ChromaSettings(Model):
-    data_dir: str | None = Field(None, description="ChromaDB persistent directory (holds chroma.sqlite3); unset skips the Chroma checks.")
+    data_dir: str | None = Field(None, description="ChromaDB persistent directory (holds chroma.sqlite3); without url, health reads its counts from the sqlite file; unset (and no url) skips the Chroma checks.")
+    url: str | None = Field(None, pattern=r"^https?://[^/\s]+/?$", description="Base URL of a Chroma server as seen from the host, e.g. http://127.0.0.1:8000 (a Compose stack's chroma service, or `chroma run` on a bare host): health checks its heartbeat (/api/v2/heartbeat) and per-collection counts over the HTTP API, for a remote host through an SSH tunnel, instead of reading data_dir.")
+    tenant: str = Field("default_tenant", min_length=1, description="Chroma tenant whose collections health counts over the HTTP API (url).")
+    database: str = Field("default_database", min_length=1, description="Chroma database (of tenant) whose collections health counts over the HTTP API (url).")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Timeout of one request to the Chroma server (url), seconds.")
     min_documents: int | None = Field(None, ge=0, description="Degraded when all collections together hold fewer items than this.")
 
 
@@ -133,6 +156,20 @@ class ReleaseSettings(Model):
     rollback_released_hosts: bool = Field(False, description="When a batch fails, also roll back hosts of earlier, successful batches (from the history file).")
 
 
+SERVICE_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"  # a Compose service (or project) name
+
+
+class ComposeRoles(Model):
+    """Which Compose services of the project are the RAG stack's Chroma, Redis and API (docker.data_tasks: containers)."""
+
+    chroma: str | None = Field(None, pattern=SERVICE_NAME, description="Compose service running the Chroma server. Unset: the service named `chroma`, else the only one whose image name contains `chroma` (the API's image is excluded by the api role).")
+    redis: str | None = Field(None, pattern=SERVICE_NAME, description="Compose service running Redis. Unset: the service named `redis`, else the only one whose image name contains `redis`.")
+    api: str | None = Field(None, pattern=SERVICE_NAME, description="Compose service running the RAG API. Unset: the service named `api` or `rag-api`, else the only one whose image name contains `rag-api`; none is fine (backups do not need it).")
+    chroma_path: str = Field("/data", pattern=r"^/[^\n]*$", description="Chroma's persistent dir INSIDE its container (a named volume or bind mount there; `/data` in the official 1.x image). Its host directory is found with docker inspect.")
+    redis_port: int | None = Field(None, ge=1, le=65535, description="Redis' port inside its container, used by helpers run in it. Unset: the container port published as `redis.port`, else `redis.port` itself (network_mode: host).")
+    python: str = Field("python3", pattern=r"^[^\s'\"]+$", description="Python inside the chroma and redis images that runs ragops' helper scripts (ragops/remote); the chroma image's must import chromadb.")
+
+
 class DockerSettings(Model):
     docker_host: str | None = Field(None, description="DOCKER_HOST for the docker CLI on the host (e.g. unix:///run/docker.sock); unset: the CLI's default.")
     docker_config: str | None = Field(None, description="DOCKER_CONFIG directory on the host (its cli-plugins/ holds docker-compose); unset: ~/.docker.")
@@ -148,6 +185,15 @@ class DockerSettings(Model):
     stop_timeout_s: int = Field(10, ge=0, description="Grace period when stopping an old replica (docker stop -t).")
     history_file: str = Field("/var/lib/ragops/docker-history.jsonl", description="JSON-lines history of upgrades on the host, read by release.rollback.")
     release: ReleaseSettings = Field(default_factory=ReleaseSettings, description="The release runbook.")
+    data_tasks: Literal["host", "containers"] = Field("host", description="Where backup and restore-test find Chroma and Redis. host: processes and directories on the host (chroma.data_dir, redis:, backup.chroma_python, backup.redis_server). containers: the services of the Compose project (compose_project, else the project of compose_file) named by `roles`; their volumes, images and mount points come from docker inspect, helpers run in the service containers or in throwaway containers of the services' own images: nothing but docker (and restic) needed on the host.")
+    roles: ComposeRoles = Field(default_factory=ComposeRoles, description="Which Compose services play chroma, redis and api (data_tasks: containers); defaults by service name and image.")
+
+    @model_validator(mode="after")
+    def _project_known(self) -> DockerSettings:
+        if self.data_tasks == "containers" and not (self.compose_project or self.compose_file):
+            raise ValueError("data_tasks: containers needs the Compose project: set docker.compose_project "
+                             "(or docker.compose_file)")
+        return self
 
 
 class HostSettings(Model):
@@ -173,6 +219,12 @@ class HostSettings(Model):
     backup: BackupSettings = Field(default_factory=BackupSettings, description="Backups of this host: which policy, where to stage, which restic.")
     docker: DockerSettings = Field(default_factory=DockerSettings, description="Docker: pruning, log audit, Compose upgrades and releases.")
     resources: ResourceSettings = Field(default_factory=ResourceSettings, description="CPU/I/O priority and the memory cap of heavy commands (restic, Chroma helpers, the throwaway redis-server); see docs/resources.md.")
+
+    @model_validator(mode="after")
+    def _containers_need_compose(self) -> HostSettings:
+        if self.docker.data_tasks == "containers" and self.deployment != "compose":
+            raise ValueError(f"docker.data_tasks: containers is for deployment: compose (this host is {self.deployment})")
+        return self
 
 
 class Connection(Model):

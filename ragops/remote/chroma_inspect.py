@@ -22,14 +22,17 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # shipped composed, these pieces in front (ragops.remote.NEEDS); imported for linters only
+    from ragops.remote.chroma_common import MODEL_KEYS, find_sparse_files, parse
+    from ragops.remote.json_result import check, run_json_main
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
-
-
-def check(name, ok, evidence):
-    return {"check": name, "ok": bool(ok), "evidence": evidence}
+# numpy's OpenBLAS starts one thread per CPU, each with its own ~32 MiB buffer: under a memory cap
+# (RLIMIT_DATA counts them) the need would grow with the host's CPU count. One thread: the need is
+# the same on every host (memory_preflight's estimate), and nothing here is BLAS-bound.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def make_ids_digest(ids):
@@ -126,20 +129,6 @@ def open_client(path):
     return chromadb.PersistentClient(path=path, settings=Settings(anonymized_telemetry=False))
 
 
-def find_sparse_files(path, min_size=16 << 20):
-    """Files whose apparent size is mostly holes. HNSW segment files are written densely; a copy
-    taken while the writer extends one can come out as a huge sparse file (seen: 711 GB apparent,
-    108 KB allocated), which passes the index checks but is no backup. Such a copy is torn."""
-    bad = []
-    for d, _dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(d, name))
-            if st.st_size > min_size and st.st_blocks * 512 * 2 < st.st_size:
-                bad.append("%s: %d bytes apparent, %d allocated" % (os.path.relpath(os.path.join(d, name), path),
-                                                                     st.st_size, st.st_blocks * 512))
-    return bad
-
-
 def run_inspect(path, probes, k, probe_ids_by_name=None, self_by_name=None):
     if not os.path.isfile(os.path.join(path, "chroma.sqlite3")):
         return {"ok": False, "dir": path, "error": "no chroma.sqlite3 in " + path,
@@ -221,17 +210,6 @@ def run_verify(path, manifest_path, min_overlap=0.9, source=None):
     return {"ok": all(c["ok"] for c in checks), "dir": path, "checks": checks, "collections": got.get("collections", [])}
 
 
-def parse(argv):
-    pos, opts = [], {}
-    it = iter(argv)
-    for a in it:
-        if a.startswith("--"):
-            opts[a[2:]] = next(it)
-        else:
-            pos.append(a)
-    return pos, opts
-
-
 def main(argv):
     pos, opts = parse(argv)
     mode = pos[0] if pos else "inspect"
@@ -243,11 +221,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        result = main(sys.argv[1:])
-    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
-        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-    if result.get("checks"):
-        for c in result["checks"]:
-            sys.stderr.write("%s %s: %s\n" % ("PASS" if c["ok"] else "FAIL", c["check"], c["evidence"]))
-    print(json.dumps(result))
+    run_json_main(main, echo_checks=True)

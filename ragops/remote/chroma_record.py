@@ -25,26 +25,14 @@ import heapq
 import json
 import os
 import sqlite3
-import sys
 import urllib.request
+from typing import TYPE_CHECKING
 
-MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
+if TYPE_CHECKING:  # shipped composed, these pieces in front (ragops.remote.NEEDS); imported for linters only
+    from ragops.remote.chroma_common import MODEL_KEYS, find_sparse_files, parse
+    from ragops.remote.json_result import check, run_json_main
+
 ADDS, DELETE = (0, 2), 3  # embeddings_queue.operation: ADD, UPDATE, UPSERT, DELETE
-
-
-def check(name, ok, evidence):
-    return {"check": name, "ok": bool(ok), "evidence": evidence}
-
-
-def find_sparse_files(path, min_size=16 << 20):
-    bad = []
-    for d, _dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(d, name))
-            if st.st_size > min_size and st.st_blocks * 512 * 2 < st.st_size:
-                bad.append("%s: %d bytes apparent, %d allocated" % (os.path.relpath(os.path.join(d, name), path),
-                                                                     st.st_size, st.st_blocks * 512))
-    return bad
 
 
 def read_metadata(db, collection_id):
@@ -52,13 +40,20 @@ def read_metadata(db, collection_id):
     return {k: v for k, v in rows if v is not None}
 
 
-def read_metric(meta, config_text):
-    try:
-        conf = json.loads(config_text or "{}")
-    except ValueError:
-        conf = {}
-    space = ((conf.get("hnsw") or {}).get("space")) or ((conf.get("spann") or {}).get("space"))
-    return meta.get("hnsw:space") or space or "l2"
+def read_metric(meta, config_text, schema_text=None):
+    """The collection's space: metadata ``hnsw:space`` (0.x), the configuration's hnsw/spann space,
+    or (chromadb >= 1.1, a collection made with ``configuration=``) the schema's vector index space."""
+    for text, path in ((config_text, ("hnsw", "space")), (config_text, ("spann", "space")),
+                       (schema_text, ("keys", "#embedding", "float_list", "vector_index", "config", "space"))):
+        try:
+            node = json.loads(text or "{}")
+            for key in path:
+                node = node[key]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(node, str) and not meta.get("hnsw:space"):
+            return node
+    return meta.get("hnsw:space") or "l2"
 
 
 def read_pending(db, collection_id, segment_id):
@@ -94,7 +89,7 @@ def stream_ids(db, segment_id, adds, deletes):
     yield from extra[j:]
 
 
-def describe_collection(db, cid, name, dimension, config_text, probes):
+def describe_collection(db, cid, name, dimension, config_text, probes, schema_text=None):
     seg = db.execute("SELECT id FROM segments WHERE collection = ? AND scope = 'METADATA'", (cid,)).fetchone()
     meta = read_metadata(db, cid)
     digest, count, heap = hashlib.sha256(), 0, []  # type: ignore[var-annotated]
@@ -112,7 +107,7 @@ def describe_collection(db, cid, name, dimension, config_text, probes):
     probe_ids = [eid for _k, eid in sorted(heap, key=lambda kv: kv[0].key)]
     model = next((str(meta[k]) for k in MODEL_KEYS if meta.get(k)), None)
     return {"name": name, "id": cid, "count": count, "get_ids": count, "dimension": dimension,
-            "metric": read_metric(meta, config_text), "embedding_model": model, "ids_digest": digest.hexdigest(),
+            "metric": read_metric(meta, config_text, schema_text), "embedding_model": model, "ids_digest": digest.hexdigest(),
             "probes": [{"id": i, "top_k": None} for i in probe_ids]}
 
 
@@ -182,9 +177,11 @@ def run_record(path, probes, k, server=None):
         quick = "; ".join(str(r[0]) for r in db.execute("pragma quick_check").fetchall()[:5])
         out = {"dir": path, "integrity_check": quick, "collections": [], "described_by": "sqlite",
                "checks": [check("sqlite quick_check", quick == "ok", quick)]}
-        rows = db.execute("SELECT id, name, dimension, config_json_str FROM collections ORDER BY name").fetchall()
-        for cid, name, dimension, config_text in rows:
-            record = describe_collection(db, cid, name, dimension, config_text, probes)
+        cols = [r[1] for r in db.execute("pragma table_info(collections)")]
+        schema = "schema_str" if "schema_str" in cols else "NULL"
+        rows = db.execute("SELECT id, name, dimension, config_json_str, %s FROM collections ORDER BY name" % schema).fetchall()
+        for cid, name, dimension, config_text, schema_text in rows:
+            record = describe_collection(db, cid, name, dimension, config_text, probes, schema_text)
             record["k"] = k
             if server:
                 if not out["collections"]:
@@ -227,13 +224,7 @@ def run_cached(path, probes, k, server, cache):
 
 
 def main(argv):
-    pos, opts = [], {}
-    it = iter(argv)
-    for a in it:
-        if a.startswith("--"):
-            opts[a[2:]] = next(it)
-        else:
-            pos.append(a)
+    pos, opts = parse(argv)
     if not pos or pos[0] != "record" or len(pos) < 2:
         return {"ok": False, "error": "usage: record DIR [--probes N] [--k K] [--server URL]"}
     args = (os.path.abspath(pos[1]), int(opts.get("probes", 5)), int(opts.get("k", 10)), opts.get("server"))
@@ -243,8 +234,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        result = main(sys.argv[1:])
-    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
-        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-    print(json.dumps(result))
+    run_json_main(main)

@@ -32,9 +32,16 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # shipped composed, json_result.py in front (ragops.remote.NEEDS); for linters only
+    from ragops.remote.json_result import run_json_main
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# numpy's OpenBLAS starts one thread per CPU, each with its own ~32 MiB buffer: under a memory cap
+# (RLIMIT_DATA counts them) the need would grow with the host's CPU count. One thread: the need is
+# the same on every host (memory_preflight's estimate), and nothing here is BLAS-bound.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
 MIN_SELF_RECALL = 0.75
 
@@ -154,8 +161,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    try:
-        result = main(sys.argv[1:])
-    except Exception as exc:  # noqa: BLE001 - the caller needs JSON, not a traceback
-        result = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-    print(json.dumps(result))
+    run_json_main(main)

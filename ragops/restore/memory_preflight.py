@@ -20,13 +20,15 @@ The estimates, all in one place (:data:`ESTIMATORS`), are of what the cap counts
 on real data sets measured here (ChromaDB 1.5.9, redis-server 7.0.15; docs/resources.md has the
 tables), with ~20 % headroom:
 
-- Chroma (one verify process opens every collection): ``192 MiB + sum(count x (8 x dimension +
-  2048)) bytes``. Measured: the smallest RLIMIT_DATA the verify passed under was 239 MiB for 20k
-  x 384-d, 485 MiB for 80k x 384-d, 810 MiB for 160k x 384-d, 382 MiB for 20k x 1536-d, which fits
-  157 MiB + count x (6.5 x dim + 1776) B: the float32 vectors (dim x 4) held about 1.6 times
+- Chroma (one verify process opens every collection): ``144 MiB + sum(count x (6 x dimension +
+  1792)) bytes``. Measured: the smallest RLIMIT_DATA the verify passed under was 181 MiB for 20k
+  x 384-d, 373 MiB for 80k x 384-d, 613 MiB for 160k x 384-d, 288 MiB for 20k x 1536-d, which fits
+  116 MiB + count x (4.9 x dim + 1490) B: the float32 vectors (dim x 4) held about 1.2 times
   (index plus transient copies while loading), plus HNSW links, labels, ids and Python objects per
-  vector, on top of the Python/ChromaDB/onnxruntime baseline. The index term is never taken below
-  twice the restored HNSW files (``data_level0.bin`` + ``link_lists.bin``: an index allocated
+  vector, on top of the Python/ChromaDB baseline. The same on 1 or 2 CPUs: the helpers pin numpy's
+  OpenBLAS to one thread (``OPENBLAS_NUM_THREADS``; each extra thread's ~32 MiB buffer counts, so
+  unpinned the need grew by ~30 MiB per CPU of the verifying host). The index term is never taken
+  below twice the restored HNSW files (``data_level0.bin`` + ``link_lists.bin``: an index allocated
   for more elements than it holds).
 - Redis (the throwaway server): ``48 MiB + 1.5 x dump bytes + 96 B x keys``. Measured: 53 MiB for
   100k small keys (2.2 MiB RDB), 133 MiB for 1M small keys (23.6 MiB), 61 MiB for 20k ~700-byte
@@ -54,9 +56,9 @@ from ..errors import ConfigError
 from ..resources import MiB, format_size
 from ..seam import Target
 
-CHROMA_BASELINE = 192 * MiB  # measured 157 MiB: Python + chromadb (Rust bindings, onnxruntime) + sqlite
-CHROMA_BYTES_PER_DIM = 8  # per vector and dimension: float32 (4) held ~1.6 x, measured 6.5
-CHROMA_BYTES_PER_VECTOR = 2048  # HNSW links and labels (140 B), ids, metadata, Python objects: measured 1776
+CHROMA_BASELINE = 144 * MiB  # measured 116 MiB: Python + chromadb (Rust bindings) + sqlite + one OpenBLAS buffer
+CHROMA_BYTES_PER_DIM = 6  # per vector and dimension: float32 (4) held ~1.2 x, measured 4.9
+CHROMA_BYTES_PER_VECTOR = 1792  # HNSW links and labels (140 B), ids, metadata, Python objects: measured 1490
 CHROMA_HNSW_FILE_FACTOR = 2  # floor of the index term: the loaded index is at least its files
 CHROMA_HNSW_FILES = ("data_level0.bin", "link_lists.bin")
 REDIS_BASELINE = 48 * MiB  # measured 44 MiB: redis-server and jemalloc's arenas

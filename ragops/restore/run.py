@@ -27,6 +27,7 @@ from ..backup.sources import registry
 from ..backup.sources.hooks import HostScripts, TestContext
 from ..backup.step import make_tags
 from ..config import Host
+from ..drill import run as drill_run
 from ..errors import ExitCode, RagopsError, VerifyError
 from ..report import DEGRADED, FAILED, OK, StepResult, format_bytes
 from ..runner import Step
@@ -52,6 +53,7 @@ class Options:
     selfcheck: int = 50  # stored vectors per collection in the self-retrieval probe (0: off)
     read_data_subset: str | None = field(default="policy")  # "policy": the policy's check.read_data_subset
     progress_every_s: float = 10.0  # a restore progress line (bytes, rate, ETA) this often; 0: none
+    drill: bool = False  # --drill: serve the restored data in a throwaway Compose project, compare answers (ragops/drill)
 
 
 def run_verify_phase(ctx: TestContext, layout: plan.Layout, doc: dict[str, Any], repo_check: Future[Check],
@@ -194,6 +196,8 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
             start_s = 0.0
         phases["start"] = start_s
         phases["verify"] = time.monotonic() - t1 - start_s
+        if options.drill:  # while the scratch dir still holds the restored data
+            checks += drill_run.run_drill(ctx, layout, doc, phases)
     finally:
         checker.shutdown(wait=False, cancel_futures=True)  # a started check is joined above or ends with us
         for key in registry.keys():
@@ -279,6 +283,7 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
                       "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
                       "verify_failed": not ok, "stale": stale}
     result.metrics = make_metrics(ok, rto, phases, verified, budget, read_previous_success(target), source.name)
+    drill_run.attach(result, checks, target, source.name)  # --drill: its report and metrics (no-op otherwise)
     return result
 
 

@@ -1,34 +1,35 @@
-"""health: the API (/health, /status), Redis (PING + persistence), Chroma (dir + counts), disk.
+"""health: the API (/health, /status), Redis, Chroma, Compose containers, disk.
 
-Every check runs ON the host through the seam (curl, redis-cli, df, python3 stdlib), so the same
-code checks a remote host over SSH. Each check is ok / degraded / failed with its evidence.
+Each check is ok / degraded / failed / skipped with its evidence (:class:`~.health_check.Check`).
+Where each one runs:
+
+- API and disk: ON the host through the seam (curl, df), so the same code checks a remote host;
+- Redis (:mod:`.health_redis`): redis-py from the controller, through an SSH tunnel for a remote host;
+- Chroma (:mod:`.health_chroma`): the server's HTTP API (``chroma.url``) from the controller,
+  tunnelled likewise, else the data dir's sqlite read on the host;
+- containers (:mod:`.health_containers`): ``docker inspect`` on the host, per Compose service.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict
 
 from ..config import HostSettings
 from ..errors import ToolNotFoundError
-from ..remote import script
-from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, format_bytes, summarize_status
+from ..report import DEGRADED, FAILED, OK, SKIPPED, StepResult, summarize_status
 from ..seam import Target, Tool, quote
-from .secrets import read_redis_password
+from .health_check import SEVERITY, Check
+from .health_chroma import check_chroma
+from .health_containers import check_containers
+from .health_redis import check_redis, judge_redis
+
+__all__ = ["Check", "check_chroma", "check_containers", "check_redis", "judge_redis", "make_curl_command",
+           "parse_curl", "run_health"]
 
 MARK = "__RAGOPS_HTTP_STATUS__"
 CURL = Tool("curl")
-REDIS_CLI = Tool("redis-cli")
-
-
-@dataclass
-class Check:
-    name: str
-    status: str = OK
-    message: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
 
 
 def make_curl_command(url: str, timeout_s: float) -> str:
@@ -93,71 +94,6 @@ def check_api(target: Target) -> list[Check]:
     return checks
 
 
-def make_redis_command(settings: HostSettings) -> str:
-    r = settings.redis
-    cli = f"redis-cli --no-auth-warning -h {quote(r.host)} -p {r.port}"
-    return f"date +%s && {cli} PING && {cli} INFO persistence"
-
-
-def parse_redis(stdout: str, max_age_s: int) -> Check:
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    check = Check("redis")
-    if len(lines) < 2 or lines[1] != "PONG":
-        check.status, check.message = FAILED, f"PING failed: {' '.join(lines[1:2]) or 'no answer'}"
-        return check
-    now = int(lines[0])
-    info = dict(line.split(":", 1) for line in lines[2:] if ":" in line)
-    last = int(info.get("rdb_last_save_time", "0") or 0)
-    check.figures = {"rdb_last_save_time": last, "last_save_age_s": now - last,
-                     "rdb_last_bgsave_status": info.get("rdb_last_bgsave_status"),
-                     "rdb_changes_since_last_save": int(info.get("rdb_changes_since_last_save", "0") or 0),
-                     "aof_enabled": info.get("aof_enabled") == "1", "aof_last_write_status": info.get("aof_last_write_status")}
-    check.message = f"PONG, last save {now - last}s ago ({info.get('rdb_last_bgsave_status')})"
-    if info.get("rdb_last_bgsave_status") not in (None, "ok") or info.get("aof_last_write_status") not in (None, "ok"):
-        check.status = FAILED
-        check.message = f"persistence failing: bgsave {info.get('rdb_last_bgsave_status')}, aof write {info.get('aof_last_write_status')}"
-    elif now - last > max_age_s and check.figures["rdb_changes_since_last_save"] > 0:
-        check.status = DEGRADED
-        check.message += f" (older than {max_age_s}s with unsaved changes)"
-    return check
-
-
-def check_redis(target: Target) -> Check:
-    r = target.settings.redis
-    if not r.enabled:
-        return Check("redis", SKIPPED, "redis checks disabled")
-    password = read_redis_password(r)
-    try:
-        res = target.run(make_redis_command(target.settings), secrets={"REDISCLI_AUTH": password} if password else None,
-                         requires=REDIS_CLI)
-    except ToolNotFoundError as exc:
-        return Check("redis", FAILED, exc.reason)
-    check = parse_redis(res.stdout, r.max_save_age_s)
-    if check.status == FAILED and res.stderr.strip():
-        check.message += f": {res.stderr.strip()[-200:]}"
-    return check
-
-
-def check_chroma(target: Target) -> Check:
-    c = target.settings.chroma
-    if not c.data_dir:
-        return Check("chroma", SKIPPED, "no chroma.data_dir configured")
-    res = target.run(f"{target.python} - {quote(c.data_dir)}", stdin=script("chroma_counts"))
-    try:
-        doc = json.loads(res.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return Check("chroma", FAILED, f"cannot read {c.data_dir}: {res.stderr.strip()[-300:] or 'no output'}")
-    if not doc.get("ok"):
-        return Check("chroma", FAILED, str(doc.get("error")))
-    counts = {col["name"]: col["count"] for col in doc["collections"]}
-    check = Check("chroma", figures={"collections": counts, "total": doc["total"], "bytes": doc["bytes"]})
-    check.message = f"{len(counts)} collection(s), {doc['total']} items, {format_bytes(doc['bytes'])}"
-    if c.min_documents is not None and doc["total"] < c.min_documents:
-        check.status = DEGRADED
-        check.message += f" (< {c.min_documents} expected)"
-    return check
-
-
 def make_disk_paths(settings: HostSettings) -> list[str]:
     if settings.disk.paths:
         return list(settings.disk.paths)
@@ -207,7 +143,8 @@ def check_disk(target: Target) -> list[Check]:
 
 
 def run_health(target: Target) -> StepResult:
-    checks = [*check_api(target), check_redis(target), check_chroma(target), *check_disk(target)]
+    checks = [*check_api(target), check_redis(target), check_chroma(target), *check_containers(target),
+              *check_disk(target)]
     status = summarize_status([StepResult(c.name, c.status) for c in checks])
     bad = [c for c in checks if c.status in (DEGRADED, FAILED)]
     result = StepResult("health", status, details={"checks": [asdict(c) for c in checks]})
@@ -215,8 +152,7 @@ def run_health(target: Target) -> StepResult:
     result.message = f"healthy: {sum(c.status == OK for c in checks)} checks ok ({', '.join(groups)})" if not bad else \
         "; ".join(f"{c.name} {c.status}: {c.message}" for c in bad)
     for c in checks:
-        value = {OK: 0, DEGRADED: 1, FAILED: 2, SKIPPED: -1}[c.status]
-        result.metrics.append(("ragops_health_check_status", {"check": c.name}, float(value)))
+        result.metrics.append(("ragops_health_check_status", {"check": c.name}, float(SEVERITY[c.status])))
         for name, count in (c.figures.get("collections") or {}).items():
             result.metrics.append(("ragops_chroma_documents", {"collection": name}, float(count)))
         if "bytes_used_percent" in c.figures:

@@ -7,6 +7,7 @@ from typing import Any
 
 from invoke import task
 
+from .. import interrupts
 from ..config import select_hosts
 from ..errors import ConfigError, ExitCode
 from ..report import HostResult, RunResult
@@ -32,7 +33,8 @@ TEST_HELP = {
     "host": "Host(s) whose snapshots are tested (names, @groups; default: local).",
     "on": "Restore and verify on this other host instead (it needs the repository's password file/command too).",
     "snapshot": "Snapshot id (or prefix) to test; default: the host's latest.",
-    "keep": "Keep the scratch dir (and say where) for inspection.",
+    "keep": "Keep the scratch dir (and say where) for inspection; with --drill also the drill project (remove it with drill.down).",
+    "drill": "After the data checks, serve the restored data in a throwaway Compose project of the live images and compare its answers with live (docs/drill.md).",
     "scratch_dir": "Base dir for the scratch dir on the verifying host (default: <backup.staging_dir>-restore-test).",
     "policy": "Backup policy name (default: the host's backup.policy).",
     "min_overlap": "Probe queries: minimum top-k overlap with the recorded ids (default 1.0: exact, same index).",
@@ -57,7 +59,7 @@ def mark_verify_failures(results: list[HostResult]) -> None:
 
 
 def make_options(snapshot: str, keep: bool, scratch_dir: str | None, policy: str | None, min_overlap: Any,
-                 selfcheck: Any, read_data_subset: str | None) -> Any:
+                 selfcheck: Any, read_data_subset: str | None, drill: bool = False) -> Any:
     """restore-test's flags, each validated (ConfigError naming the flag) before anything runs."""
     from ..restore.run import Options
     from .backup import parse_subset
@@ -68,7 +70,8 @@ def make_options(snapshot: str, keep: bool, scratch_dir: str | None, policy: str
     return Options(snapshot=parse_text_flag("snapshot", snapshot) or "latest", keep=bool(keep),
                    scratch_dir=parse_abs_path_flag("scratch_dir", scratch_dir), policy=policy,
                    min_overlap=1.0 if overlap is None else overlap, selfcheck=50 if probes is None else probes,
-                   read_data_subset="policy" if subset is None else None if subset in ("none", "off") else subset)
+                   read_data_subset="policy" if subset is None else None if subset in ("none", "off") else subset,
+                   drill=bool(drill))
 
 
 def make_step(host: Any, options: Any) -> Any:
@@ -79,21 +82,47 @@ def make_step(host: Any, options: Any) -> Any:
 
 @task(help=TEST_HELP)
 def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_dir=None, policy=None, min_overlap=None,
-                 selfcheck=None, read_data_subset=None, config=None, json_=False, dry=False, parallel=None, fail_percent=None):
+                 selfcheck=None, read_data_subset=None, config=None, json_=False, dry=False, parallel=None, fail_percent=None,
+                 drill=False):
     """Restore a snapshot into a scratch dir, start Redis on it, verify files/Redis/Chroma against its manifest; report RTO."""
     with usage_errors("restore-test", json_):
         if dry:
             raise ConfigError("--dry: restore-test changes nothing outside its own scratch dir and cannot run dry; "
                               "run it without --dry")
-        options = make_options(snapshot, keep, scratch_dir, policy, min_overlap, selfcheck, read_data_subset)
+        options = make_options(snapshot, keep, scratch_dir, policy, min_overlap, selfcheck, read_data_subset, drill)
         par, fail = parse_fleet_flags(parallel, fail_percent)
         loaded, targets = make_run_targets(c, config, host, False)
         for t in targets:  # a wrong --policy, policy file or password file: exit 2, nothing recorded
             require_policy(t.host, policy)
+            if drill:
+                require_drill(t.host, policy)
         on_hosts = select_hosts(loaded, parse_host_flag(on, "on")) if on is not None else []
         if on is not None and len(on_hosts) != 1:
             raise ConfigError(f"--on {on!r}: name exactly one host (got {len(on_hosts)})")
     started, t0 = time.time(), time.monotonic()
+    with interrupts.handling():  # SIGTERM: running commands stop, cleanup (scratch dir, drill project) still runs
+        results = run_restore_tests(targets, on_hosts, options, loaded, par, fail)
+    mark_verify_failures(results)
+    finish(RunResult(task="restore-test", dry=False, hosts=results, started_at=started,
+                     duration_s=time.monotonic() - t0), bool(json_))
+
+
+def require_drill(host: Any, policy: str | None) -> None:
+    """--drill needs a Compose host, queries and the live API's URL: exit 2 before anything runs."""
+    from ..backup.policy import load_host_policy
+
+    chosen = load_host_policy(host, policy)
+    settings = host.settings
+    if settings.deployment != "compose":
+        raise ConfigError(f"{host.source}: hosts.{host.name}.deployment: --drill needs a Compose host (got {settings.deployment})")
+    if chosen is not None and not (chosen.restore_test.drill.queries or settings.docker.release.queries):
+        raise ConfigError(f"{host.source}: --drill needs queries: set restore_test.drill.queries in the backup policy "
+                          "or docker.release.queries (the manifest's probes are stored vectors the API cannot be asked)")
+    if not settings.api.url:
+        raise ConfigError(f"{host.source}: hosts.{host.name}.api.url: --drill compares with the live API: set its URL")
+
+
+def run_restore_tests(targets: list[Any], on_hosts: list[Any], options: Any, loaded: Any, par: Any, fail: Any) -> list[HostResult]:
     if on_hosts:
         results = []
         for src in targets:  # one after the other: they share the verifying host (and its lock)
@@ -101,13 +130,10 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
             hr = run_host(runner, "restore-test", [make_step(src.host, options)])
             hr.host = f"{src.name} (on {on_hosts[0].name})"
             results.append(hr)
-    else:
-        results = run_fleet(targets, lambda t: run_host(t, "restore-test", [make_step(t.host, options)]),
-                            parallel=par or loaded.config.parallel,
-                            fail_percent=loaded.config.fail_percent if fail is None else fail)
-    mark_verify_failures(results)
-    finish(RunResult(task="restore-test", dry=False, hosts=results, started_at=started,
-                     duration_s=time.monotonic() - t0), bool(json_))
+        return results
+    return list(run_fleet(targets, lambda t: run_host(t, "restore-test", [make_step(t.host, options)]),
+                          parallel=par or loaded.config.parallel,
+                          fail_percent=loaded.config.fail_percent if fail is None else fail))
 
 
 RESTORE_HELP = {

@@ -15,9 +15,9 @@
 # ones built on it are rebuilt. Cache ($RAGOPS_IMAGES_DIR, default /var/cache/ragops/images):
 #   <name>-<key>.tar    `docker save` of the tag;  <name>-<key>.json  id, sizes, build time, inputs
 #   logs/<name>-<key>.log  the build output;  the two newest keys per name are kept.
-# Tests load the tarballs into their private engines (tests/compose_stack.py).
+# Tests load the tarballs into their private engines (tests/fixtures/compose_stack.py).
 #
-# Builds run on a temporary private dockerd 20.10 (no bridge, like tests/docker_engine.py), with
+# Builds run on a temporary private dockerd 20.10 (no bridge, like tests/fixtures/docker_engine.py), with
 # BuildKit and `--network host` for apt/pip. The host's CA bundle is passed as the build secret
 # `hostca` (package downloads may pass a TLS-intercepting proxy whose CA only the host trusts):
 # one RUN swaps it in for pip and puts the image's own bundle back; every image's bundle is then

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from backup_helpers import VENV_PYTHON, make_backup_env, make_chroma_dir
-from fleet_helpers import make_host_entry, procs_mentioning, start_invoke
+
+from tests.fixtures.backup_helpers import VENV_PYTHON, make_backup_env, make_chroma_dir
+from tests.fixtures.fleet_helpers import make_host_entry, procs_mentioning, start_invoke
 
 pytestmark = pytest.mark.slow
 
@@ -215,3 +216,32 @@ def test_remote_children_of_a_backup_die_with_ragops_when_it_is_killed_with_sigk
     case = signal_case("stop", "validate")
     host = case.use_ssh_host(sshd, "127.0.0.5")
     kill_and_check(case, case.start("--host", host))
+
+
+def test_started_with_sigint_ignored_ragops_still_stops_restic_with_sigint_and_its_lock_goes(signal_case):
+    """`invoke backup &` from a script (or a supervisor) starts ragops with SIGINT ignored, and every
+    child inherits that: restic (< 0.16) would ignore the SIGINT ragops sends first and keep its
+    repository lock. ragops re-execs its local commands with SIGINT at its default."""
+    from tests.fixtures.fleet_helpers import INVOKE
+
+    case = signal_case("pause", "restic")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGOPS_")}
+    env.update(PATH=f"{case.bin}:{os.environ['PATH']}", COLUMNS="200", NO_COLOR="1")
+    proc = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$0" "$@"', INVOKE, "backup", "--config", str(case.config),
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: any(" backup " in p for p in case.restic_processes()) or proc.poll() is not None,
+                   what="restic backup")
+        assert proc.poll() is None, proc.communicate()
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert int(next(x for x in status.splitlines() if x.startswith("SigIgn")).split()[1], 16) & 0x2  # ignored
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert case.left_running() == []
+    assert case.repo_locks() == []  # restic got the SIGINT and removed its lock

@@ -6,30 +6,22 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from backup_helpers import files_below, run_dirs
 
 from ragops.backup.step import run_backup
 from ragops.errors import SpaceError, StepError
 from ragops.space import run_size_of
+from tests.fixtures.backup_helpers import files_below, run_dirs
 
 MIB = 1024 * 1024
 
 
 @pytest.fixture
-def shared_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "prod"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "prod-disk", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def shared_fs(tmpfs_mount: Callable[..., Path]) -> Path:
+    return tmpfs_mount("prod-disk")
 
 
 def tree_digest(root: Path) -> str:
@@ -83,17 +75,11 @@ def test_the_floor_setting_is_read_from_the_host_config(chroma_dataset, backup_e
     assert not (shared_fs / "staging").exists()
 
 
-def test_a_live_chroma_copy_that_runs_out_of_room_mid_copy_fails_at_once_as_a_full_disk(chroma_dataset, backup_env, tmp_path):
-    mount = tmp_path / "few-inodes"
-    mount.mkdir()
+def test_a_live_chroma_copy_that_runs_out_of_room_mid_copy_fails_at_once_as_a_full_disk(chroma_dataset, backup_env, tmpfs_mount):
     # Bytes enough for the preflight, inodes for the run dir, its marker, chroma.sqlite3 and its journal only:
     # the segment folders' cp hits ENOSPC (find must report it, not leave a torn copy to validation).
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=8", "few-inodes", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        env = backup_env(chroma_dir=chroma_dataset, staging=mount / "staging")
-        with pytest.raises(StepError, match=r"updating the mirror .* failed: no space left on device") as info:
-            run_backup(env.target())
-        assert "no valid copy" not in str(info.value) and files_below(mount / "staging") == []
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    mount = tmpfs_mount("few-inodes", "size=64m,nr_inodes=8")
+    env = backup_env(chroma_dir=chroma_dataset, staging=mount / "staging")
+    with pytest.raises(StepError, match=r"updating the mirror .* failed: no space left on device") as info:
+        run_backup(env.target())
+    assert "no valid copy" not in str(info.value) and files_below(mount / "staging") == []

@@ -12,9 +12,9 @@ import subprocess
 import time
 
 import pytest
-from backup_helpers import VENV_PYTHON, assert_restored_sources_valid
 
 from ragops.backup.step import run_backup
+from tests.fixtures.backup_helpers import VENV_PYTHON, assert_restored_sources_valid
 
 WRITER = r'''
 import os, sys, time, random, socket

@@ -15,10 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from backup_helpers import assert_restored_sources_valid, run_dirs
 
 from ragops.backup.step import run_backup
 from ragops.errors import RagopsError
+from tests.fixtures.backup_helpers import assert_restored_sources_valid, run_dirs
 
 STOP = {"stop": {"command": "true", "start_command": "true"}}
 
@@ -134,7 +134,7 @@ def test_with_a_server_url_the_probes_top_k_come_from_the_loaded_index_and_verif
         chroma_dataset, backup_env, tmp_path):
     """A real ``chroma run`` serves the live dir; the held copy is described from sqlite and the
     probes' top-k ids are asked from the server (HTTP API v2), then a restore verifies them."""
-    import services
+    from tests.fixtures import services
 
     data = tmp_path / "chroma"
     shutil.copytree(chroma_dataset, data)
@@ -161,7 +161,8 @@ def test_sigterm_while_restic_reads_a_snapshot_drops_the_snapshot_and_exits_130(
     import time
 
     import yaml
-    from fleet_helpers import start_invoke
+
+    from tests.fixtures.fleet_helpers import start_invoke
 
     fs = loop_fs("btrfs")
     data = place_chroma(fs, chroma_dataset)

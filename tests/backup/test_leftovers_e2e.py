@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fleet_helpers import INVOKE, REPO
+from tests.fixtures.backup_helpers import run_dirs
+from tests.fixtures.fleet_helpers import INVOKE, REPO
 
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
@@ -84,10 +85,6 @@ def state(pid: int) -> str:
         return "Z"
 
 
-def run_dirs(staging: Path) -> list[Path]:
-    return sorted(p for p in staging.glob("run-*")) if staging.exists() else []
-
-
 def test_runs_killed_while_staging_validating_and_in_restic_leave_nothing_behind_the_next_runs(
         chroma_dataset, backup_env, tmp_path):
     hold, hit, listing = tmp_path / "hold", tmp_path / "hit", tmp_path / "listing"
@@ -111,7 +108,7 @@ def test_runs_killed_while_staging_validating_and_in_restic_leave_nothing_behind
         wait_for(lambda r=reached, p=proc: r(p.pid) or p.poll() is not None, f"the {point} phase")  # type: ignore[misc]
         assert proc.poll() is None, f"the run ended before {point}: {(logs / f'{point}.log').read_text()[-2000:]}"
         kill_tree(proc)
-        left = run_dirs(staging)
+        left = [staging / name for name in run_dirs(staging)]
         # The run just killed left exactly its own dir: the previous dead run's dir was removed by it.
         assert len(left) == 1, (point, left)
         owner = json.loads((left[0] / ".ragops-owner.json").read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from fleet_helpers import make_target
 
 from ragops.backup.manifest import (
     FORMAT_VERSION,
@@ -15,6 +14,7 @@ from ragops.backup.manifest import (
 )
 from ragops.backup.policy import Policy
 from ragops.errors import StepError
+from tests.fixtures.fleet_helpers import make_target
 
 POLICY = Policy.model_validate({"repository": {"url": "/srv/repo", "password_file": "/etc/pw"},
                                 "retention": {"keep_daily": 7}, "tags": ["nightly"]})

@@ -11,13 +11,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from backup_helpers import fill_redis
 
 from ragops.backup import restic
 from ragops.backup.policy import load_host_policy
 from ragops.backup.policy_sources import RedisSource
 from ragops.backup.sources import run_staging
 from ragops.backup.sources.redis import stage, staging_paths
+from tests.fixtures.backup_helpers import fill_redis
 
 
 def persistence(server) -> dict:

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from backup_helpers import fill_redis
 
 from ragops.backup.sources.redis import check_record, compare
+from tests.fixtures.backup_helpers import fill_redis
 
 
 def run_restore_test(env, **kw):

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import textfile_source
 
 from ragops.backup.sources import registry
 from ragops.backup.step import run_backup
 from ragops.restore.run import Options, make_restore_test_step
 from ragops.runner import run_host
+from tests.backup import textfile_source
 
 
 @pytest.fixture

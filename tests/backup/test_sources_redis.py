@@ -10,11 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-from backup_helpers import fill_redis, run_probe
-
 from ragops.backup.policy_sources import RedisSource
 from ragops.backup.sources import run_staging
 from ragops.backup.sources.redis import stage, staging_paths
+from tests.fixtures.backup_helpers import fill_redis, run_probe
 
 
 def rdb_saves(server) -> int:

@@ -6,10 +6,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from backup_helpers import make_backup_env
 
 from ragops.backup.sources.stable import run_prepare
 from ragops.errors import StepError
+from tests.fixtures.backup_helpers import make_backup_env
 
 
 def test_sources_preparing_their_stable_dirs_at_the_same_moment_all_succeed(tmp_path):

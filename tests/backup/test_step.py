@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from backup_helpers import assert_restored_sources_valid, files_below, run_dirs
-from fleet_helpers import INVOKE, REPO
 
 from ragops.backup.step import run_backup
 from ragops.errors import StepError
 from ragops.report import SKIPPED
+from tests.fixtures.backup_helpers import assert_restored_sources_valid, files_below, run_dirs
+from tests.fixtures.fleet_helpers import INVOKE, REPO
 
 
 def test_a_backup_restores_to_a_valid_chroma_dir_and_a_loadable_redis_dump_matching_the_manifest(
@@ -70,24 +70,19 @@ def test_without_a_policy_the_step_is_skipped_with_a_reason(backup_env):
     assert result.status == SKIPPED and "no backup policy" in result.message
 
 
-def test_a_full_staging_disk_ends_with_one_clear_error_no_staging_and_no_snapshot(redis_100k, chroma_dataset, backup_env, tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
+def test_a_full_staging_disk_ends_with_one_clear_error_no_staging_and_no_snapshot(redis_100k, chroma_dataset, backup_env,
+                                                                                tmpfs_mount):
     # Room for the bytes (the free-space preflight passes) but not for the files: ENOSPC mid-copy.
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=8", "tmpfs", str(mount)]).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset, staging=mount / "staging")
-        with pytest.raises(StepError, match="no space left on device") as info:
-            run_backup(env.target())
-        assert "staging disk full" in str(info.value) and "\n" not in str(info.value).strip()[:200]
-        # the Redis dump copied across filesystems stays on purpose (next run's unchanged file); Chroma's
-        # partial mirror and the run dir are gone
-        kept = {"stable/redis/dump.rdb", "stable/.redis-source", "stable/.redis-check.json"}
-        assert [f for f in files_below(mount / "staging") if f not in kept] == [], files_below(mount / "staging")
-        assert env.snapshots() == []
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    mount = tmpfs_mount("small", "size=64m,nr_inodes=8")
+    env = backup_env(redis=redis_100k, chroma_dir=chroma_dataset, staging=mount / "staging")
+    with pytest.raises(StepError, match="no space left on device") as info:
+        run_backup(env.target())
+    assert "staging disk full" in str(info.value) and "\n" not in str(info.value).strip()[:200]
+    # the Redis dump copied across filesystems stays on purpose (next run's unchanged file); Chroma's
+    # partial mirror and the run dir are gone
+    kept = {"stable/redis/dump.rdb", "stable/.redis-source", "stable/.redis-check.json"}
+    assert [f for f in files_below(mount / "staging") if f not in kept] == [], files_below(mount / "staging")
+    assert env.snapshots() == []
 
 
 def test_backup_runs_over_ssh_into_an_sftp_repository(sshd, chroma_dataset, backup_env, tmp_path):

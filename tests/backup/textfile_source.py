@@ -1,7 +1,8 @@
 """A test-only data source in ONE module: one plain text file, staged by copy, proven after restore.
 
-Registered by tests/backup/test_registry.py with one line (``registry.register("textfile", ...)``);
-nothing else in ragops knows it. Its settings are not in the policy schema, so it brings its own
+Registered by tests/backup/test_registry.py with one line (the entry ``"textfile"`` in
+``registry.SOURCES``, set with monkeypatch so it is undone after the test); nothing else in ragops
+knows it. Its settings are not in the policy schema, so it brings its own
 (:data:`SETTINGS`, set by the test) through the optional ``settings`` verb.
 """
 

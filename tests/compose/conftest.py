@@ -1,8 +1,10 @@
-"""Fixtures: the real Compose RAG stack (tests/compose_stack.py) on private engines 20.10 and 26.1.
+"""Fixtures: the real Compose RAG stack (tests/fixtures/compose_stack.py) on private engines 20.10 and 26.1.
 
 - `stack_engine` (session, parametrized "docker-20" / "docker-26"): a private dockerd
-  (tests/docker_engine.py) with the cached stack images loaded (ragops/chroma, ragops/redis,
+  (tests/fixtures/docker_engine.py) with the cached stack images loaded (ragops/chroma, ragops/redis,
   ragops/rag-api from scripts/setup.d/60-images.sh); `loaded_images(engine)`: name -> CachedImage.
+- `data_stack` (module, same parameters): the same, one per test module that stops services or
+  writes data (tests/compose/test_data_tasks*.py).
 - `stack` (session, same parameters): a Compose project `rag<hex>` of chroma + redis + api on free
   loopback ports, up and healthy, with the collections of compose_stack.SEED added through the
   Chroma HTTP API. Teardown: `compose down -v`, checked to leave no container or volume, then the
@@ -15,9 +17,7 @@ Images not built for this tree: FAIL (never skip), naming scripts/setup.d/60-ima
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,20 +26,8 @@ from typing import NoReturn
 
 import pytest
 
-
-def _load_helper(name: str) -> None:
-    """Import tests/<name>.py as top-level `name` (as tests/docker/conftest.py does)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / f"{name}.py")
-        assert spec and spec.loader
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-
-
-_load_helper("docker_engine")
-_load_helper("compose_stack")
-from compose_stack import CachedImage, ImagesMissing, Stack, load_images, make_stack  # noqa: E402
-from docker_engine import BOOKWORM, NEW, Engine, EngineUnavailable, start_engine  # noqa: E402
+from tests.fixtures.compose_stack import CachedImage, ImagesMissing, Stack, load_images, make_stack
+from tests.fixtures.docker_engine import BOOKWORM, NEW, Engine, EngineUnavailable, start_engine
 
 ENGINES = {"docker-20": BOOKWORM, "docker-26": NEW}
 TIMINGS: dict[str, float] = {}
@@ -84,15 +72,13 @@ def stack_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         assert not engine.root.exists(), f"{engine.root} left behind"
 
 
-@pytest.fixture(scope="session")
-def stack(stack_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    st = make_stack(stack_engine, loaded_images(stack_engine), tmp_path_factory.mktemp("compose"),
-                    f"rag{uuid.uuid4().hex[:10]}")
+def _run_stack(engine: Engine, base: Path, key: str) -> Iterator[Stack]:
+    st = make_stack(engine, loaded_images(engine), base, f"rag{uuid.uuid4().hex[:10]}")
     try:
-        TIMINGS[f"{stack_engine.name} up"] = st.up()
+        TIMINGS[f"{engine.name} up{key}"] = st.up()
         t0 = time.monotonic()
         st.seed()
-        TIMINGS[f"{stack_engine.name} seed"] = time.monotonic() - t0
+        TIMINGS[f"{engine.name} seed{key}"] = time.monotonic() - t0
         yield st
     except BaseException:
         for service in ("chroma", "redis", "api"):  # the reason is usually in a service's log
@@ -102,8 +88,21 @@ def stack(stack_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         t0 = time.monotonic()
         st.down()
-        TIMINGS[f"{stack_engine.name} down"] = time.monotonic() - t0
+        TIMINGS[f"{engine.name} down{key}"] = time.monotonic() - t0
         assert not st.leftovers(), f"compose down -v left {st.leftovers()}"
+
+
+@pytest.fixture(scope="session")
+def stack(stack_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from _run_stack(stack_engine, tmp_path_factory.mktemp("compose"), "")
+
+
+@pytest.fixture(scope="module")
+def data_stack(stack_engine: Engine, tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A stack of its own for a module whose tests stop services and write data (the session `stack`
+    stays as seeded)."""
+    yield from _run_stack(stack_engine, tmp_path_factory.mktemp("compose"), f" ({request.module.__name__.rsplit('.', 1)[-1]})")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -11,7 +11,6 @@ import posixpath
 import tarfile
 
 import pytest
-from compose_stack import SEED, Stack
 
 from ragops.backup.sources.container_scripts import (
     ContainerScripts,
@@ -23,6 +22,7 @@ from ragops.backup.sources.container_scripts import (
 from ragops.config import Host, HostEntry, HostSettings
 from ragops.errors import StepError
 from ragops.seam import Target
+from tests.fixtures.compose_stack import SEED, Stack
 
 
 def make_target(stack: Stack, tmp_path, dry: bool = False) -> Target:

@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from compose_stack import SEED, Stack, image_cache
 
 from ragops.rag_api import CACHE_PREFIX, embed
+from tests.fixtures.compose_stack import SEED, Stack, image_cache
 
 
 def _direct_ids(stack: Stack, collection: str, q: str, k: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real Docker engine (see tests/docker_engine.py, tests/docker_assets.py).
+"""Fixtures for tests against a real Docker engine (see tests/fixtures/docker_engine.py, docker_assets.py).
 
 - `dockerd` (session): private Debian bookworm engine 20.10 (API 1.41). Attributes: host
   ("unix:///.../sock"), env (full subprocess environment: DOCKER_HOST, DOCKER_CONFIG with
@@ -17,9 +17,7 @@ Missing binaries or no root skip these tests, except under CI=true, where they f
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,21 +26,8 @@ from typing import NoReturn
 
 import pytest
 
-
-def _load_helper(name: str) -> None:
-    """Import tests/<name>.py as top-level `name` without putting tests/ on sys.path (there,
-    tests/docker would turn into a `docker` namespace package)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / f"{name}.py")
-        assert spec and spec.loader
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-
-
-_load_helper("docker_engine")
-_load_helper("docker_assets")
-from docker_assets import ComposeProject, Images, build_images, write_compose_project  # noqa: E402
-from docker_engine import BOOKWORM, NEW, Engine, EngineSpec, EngineUnavailable, start_engine  # noqa: E402
+from tests.fixtures.docker_assets import ComposeProject, Images, build_images, write_compose_project
+from tests.fixtures.docker_engine import BOOKWORM, NEW, Engine, EngineSpec, EngineUnavailable, start_engine
 
 TIMINGS: dict[str, float] = {}
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
-from docker_assets import COMPOSE_YAML
-from fleet_helpers import INVOKE, REPO, write_config
-
 from ragops.config import Host, HostEntry, HostSettings
 from ragops.docker.audit import run_audit_logs
 from ragops.seam import Target
+from tests.fixtures.docker_assets import COMPOSE_YAML
+from tests.fixtures.fleet_helpers import INVOKE, REPO, write_config
 
 LOGGING = """    logging:
       driver: json-file

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from docker_assets import OLD_CREATED, busybox_rootfs_tar
-from docker_engine import Engine, start_engine
+
+from tests.fixtures.docker_assets import OLD_CREATED, busybox_rootfs_tar
+from tests.fixtures.docker_engine import Engine, start_engine
 
 
 def _created(engine: Engine, ref: str) -> datetime:

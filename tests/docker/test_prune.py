@@ -7,11 +7,11 @@ import subprocess
 import time
 
 import pytest
-from docker_engine import Engine
 
 from ragops.config import Host, HostEntry, HostSettings
 from ragops.docker.prune import run_docker_step, run_prune
 from ragops.seam import Target
+from tests.fixtures.docker_engine import Engine
 
 
 def make_target(engine: Engine, tmp_path, dry: bool = False, **docker) -> Target:
@@ -92,7 +92,7 @@ def test_maintain_docker_step_never_touches_volumes_and_a_short_until_takes_rece
 
 def test_prune_over_ssh_lists_candidates_as_json_and_changes_nothing(dockerd, images, sshd, tmp_path):
     """docker on the "remote" host 127.0.0.2, reached through the test sshd; DOCKER_HOST from the config."""
-    from fleet_helpers import INVOKE, REPO, make_host_entry, write_config
+    from tests.fixtures.fleet_helpers import INVOKE, REPO, make_host_entry, write_config
 
     cfg = write_config(tmp_path / "ragops.yaml", {"hosts": {"remote": {
         **make_host_entry(sshd, "127.0.0.2"), "lock_path": str(tmp_path / "lock"), "metrics_dir": None,

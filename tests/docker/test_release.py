@@ -6,7 +6,8 @@ import json
 import subprocess
 
 import pytest
-from fleet_helpers import INVOKE, REPO, make_host_entry, write_config
+
+from tests.fixtures.fleet_helpers import INVOKE, REPO, make_host_entry, write_config
 
 
 def make_host(engine, proj, base, services, **extra) -> dict:

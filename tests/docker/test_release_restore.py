@@ -7,7 +7,8 @@ import json
 import subprocess
 
 import pytest
-from fleet_helpers import INVOKE, REPO, write_config
+
+from tests.fixtures.fleet_helpers import INVOKE, REPO, write_config
 
 
 @pytest.mark.slow

@@ -6,13 +6,12 @@ import json
 import threading
 import time
 
-from docker_engine import Engine
-
 from ragops.config import Host, HostEntry, HostSettings
 from ragops.docker.history import read_history
 from ragops.docker.rollback import run_history_rollback
 from ragops.docker.upgrade import run_upgrade_step
 from ragops.seam import Target
+from tests.fixtures.docker_engine import Engine
 
 
 def make_target(engine: Engine, proj, tmp_path, dry: bool = False, **docker) -> Target:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import services  # tests/services.py (tests/ is on sys.path)
 import yaml
+
+from tests.fixtures import services
 
 KUBE_DIR = Path(os.environ.get("RAGOPS_KUBE_DIR", "/var/cache/ragops/kube-1.20"))
 BIN = KUBE_DIR / "bin"

@@ -1,7 +1,7 @@
 """The node side of the test cluster: a REAL kubelet node, and a labelled stand-in for the rest.
 
 ``start_node`` (real)
-    A private dockerd (tests/docker_engine.py) and Kubernetes 1.20's kubelet against it through
+    A private dockerd (tests/fixtures/docker_engine.py) and Kubernetes 1.20's kubelet against it through
     dockershim, built by scripts/setup.d/50-kube.sh with the two patches these VMs need (pod sandbox
     and Guaranteed-QoS ``oom_score_adj`` 0: CAP_SYS_RESOURCE is dropped here) and one that keeps it
     from rewriting the machine's sysctls. It registers the Node ``127.0.0.1`` (the name gives it
@@ -57,9 +57,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import services  # tests/services.py (tests/ is on sys.path)
-from docker_assets import busybox_rootfs_tar
-from docker_engine import BOOKWORM, SYSTEM_PATH, Engine, _unmount_under, start_engine
+
+from tests.fixtures import services
+from tests.fixtures.docker_assets import busybox_rootfs_tar
+from tests.fixtures.docker_engine import BOOKWORM, SYSTEM_PATH, Engine, _unmount_under, start_engine
 
 from .cluster import BIN, Cluster
 

@@ -1,7 +1,7 @@
 """The rendered ragops CronJobs on the REAL kubelet node, with real data on real volumes (issue 15).
 
 - Images: the ``ragops`` and ``redis`` images of scripts/setup.d/60-images.sh (cached ``docker save``
-  tarballs for THIS tree, tests/compose_stack.py) are ``docker load``ed into the node's private dockerd.
+  tarballs for THIS tree, tests/fixtures/compose_stack.py) are ``docker load``ed into the node's private dockerd.
 - Data (:func:`make_data`), on the host under the test's tmp dir: a real Chroma store made with the
   venv's chromadb (ragops.demo.make_chroma), a Redis data dir written by a real Redis pod, a logs dir
   with old and new files, and a restic repository initialized with the host's restic. Owners are those
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from compose_stack import CachedImage, load_images  # tests/compose_stack.py
+
+from tests.fixtures.compose_stack import CachedImage, load_images
 
 from .cluster import Cluster
 

@@ -87,7 +87,7 @@ def stack(cluster, node, tmp_path_factory) -> Iterator[dict[str, Any]]:
         if rel.startswith("base/"):
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_text(text)
-    import services
+    from tests.fixtures import services
 
     [redis_port] = services.free_ports(1)
     # WORKAROUND, only while the ragops image lacks redis-check-rdb (the Dockerfile installs no

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ragops.remote.chroma_inspect import check_self_retrieval, find_self_misses
+from tests.fixtures.backup_helpers import load_script
+
+INSPECT = load_script("chroma_inspect")  # the program shipped to hosts
+check_self_retrieval, find_self_misses = INSPECT.check_self_retrieval, INSPECT.find_self_misses
 
 
 def probe(pid: str, top: str, dist: float = 0.2) -> dict:

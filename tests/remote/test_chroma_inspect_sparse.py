@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from ragops.remote import script
+from tests.fixtures.backup_helpers import load_script
 
 
 def test_inspect_fails_a_copy_with_a_sparse_segment_file_without_opening_it(tmp_path):
@@ -27,24 +28,8 @@ def test_inspect_fails_a_copy_with_a_sparse_segment_file_without_opening_it(tmp_
 
 
 def test_dense_segment_files_are_not_flagged(tmp_path):
-    from importlib.util import module_from_spec, spec_from_loader
-
-    spec = spec_from_loader("chroma_inspect_mod", loader=None)
-    mod = module_from_spec(spec)  # type: ignore[arg-type]
-    exec(compile(script("chroma_inspect").replace('if __name__ == "__main__":', "if False:"), "chroma_inspect", "exec"),
-         mod.__dict__)
     (tmp_path / "data_level0.bin").write_bytes(b"\1" * (20 << 20))
-    assert mod.find_sparse_files(str(tmp_path)) == []
-
-
-def load_module():
-    from importlib.util import module_from_spec, spec_from_loader
-
-    spec = spec_from_loader("chroma_inspect_mod2", loader=None)
-    mod = module_from_spec(spec)  # type: ignore[arg-type]
-    exec(compile(script("chroma_inspect").replace('if __name__ == "__main__":', "if False:"), "chroma_inspect", "exec"),
-         mod.__dict__)
-    return mod
+    assert load_script("chroma_inspect").find_sparse_files(str(tmp_path)) == []
 
 
 def test_a_copy_that_opening_turns_sparse_fails_after_the_probes(tmp_path):
@@ -53,7 +38,7 @@ def test_a_copy_that_opening_turns_sparse_fails_after_the_probes(tmp_path):
     the file when the store is opened. Everything else (integrity check, the rule) is real."""
     import sqlite3
 
-    mod = load_module()
+    mod = load_script("chroma_inspect")
     sqlite3.connect(tmp_path / "chroma.sqlite3").execute("create table t (x)").connection.commit()
     seg = tmp_path / "0f0e0d0c-segment"
     seg.mkdir()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backup"))
-from backup_helpers import fill_redis, make_chroma_dir, run_inspect, run_probe  # noqa: E402
+from tests.fixtures.backup_helpers import fill_redis, make_chroma_dir, run_inspect, run_probe
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,8 @@ def test_redis_probe_digest_covers_values_of_every_type(redis_factory):
 
 
 def test_redis_bgsave_waits_for_lastsave_to_advance_and_handles_a_running_save(redis_factory):
-    server = redis_factory("save", extra_args=["--rdb-key-save-delay", "20"])  # slow saves: overlap them
+    # slow saves (~1 s each): the first is still running when the probe starts, even on a loaded machine
+    server = redis_factory("save", extra_args=["--rdb-key-save-delay", "500"])
     fill_redis(server, 2000)
     client = server.client()
     client.bgsave()  # a save already in progress when the probe starts

@@ -7,31 +7,19 @@ the live Redis dir and the live Chroma dir are shared and hashed before/after ev
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backup"))
-from backup_helpers import BackupEnv, fill_redis, make_backup_env, make_chroma_dir  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restore_helpers import World, hash_tree, run_backup  # noqa: E402
+from tests.fixtures.backup_helpers import BackupEnv
+from tests.fixtures.restore_helpers import World, build_world, hash_tree
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory, redis_factory: Any) -> World:
-    base = tmp_path_factory.mktemp("restore-world")
-    redis = redis_factory("restore-live")
-    fill_redis(redis, 5000)
-    chroma = base / "chroma-live"
-    make_chroma_dir(chroma, {"docs": 2000, "faq": 2000}, dims=32)
-    env = make_backup_env(base, redis=redis, chroma_dir=chroma, paths=[{"path": str(base / "etc-rag")}])
-    (base / "etc-rag").mkdir()
-    (base / "etc-rag" / "app.yaml").write_text("model: all-MiniLM-L6-v2\n")
-    return World(env=env, redis=redis, chroma=chroma, snapshot_id=run_backup(env))
+    return build_world(tmp_path_factory.mktemp("restore-world"), redis_factory("restore-live"))
 
 
 @pytest.fixture

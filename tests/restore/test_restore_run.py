@@ -9,18 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ragops.restore.run import Options, make_restore_test_step
-from ragops.runner import run_host
-
-
-def run_test(world, **kw):
-    target = world.env.target()
-    result = run_host(target, "restore-test", [make_restore_test_step(world.host(), Options(**kw))])
-    return result, result.steps[0]
-
-
-def failed_checks(step) -> list[str]:
-    return [c["check"] for c in step.details["checks"] if not c["ok"]]
+from tests.fixtures.backup_helpers import make_backup_env
+from tests.fixtures.restore_helpers import (
+    World,
+    craft_snapshot,
+    failed_checks,
+    hash_tree,
+    run_backup,
+    run_test,
+)
 
 
 def test_the_latest_snapshot_restores_and_passes_every_check(world, live_untouched):
@@ -38,54 +35,6 @@ def test_the_latest_snapshot_restores_and_passes_every_check(world, live_untouch
     scratch = list((world.env.root).glob("staging-restore-test/*"))
     assert scratch == [], "the scratch dir is removed"
     print(json.dumps(step.details, indent=1)[:3000])
-
-
-def staged_copy(manifest, kind: str) -> Path:
-    """Where a source's staged copy is (its record's path; the dump's dir for Redis)."""
-    path = Path(next(r for r in manifest["sources"] if r.get("kind") == kind)["path"])
-    return path.parent if path.suffix == ".rdb" else path
-
-
-def craft_snapshot(w, tmp_path: Path, mutate, extra_paths=()) -> str:
-    """A new snapshot of the ORIGINAL staging paths (the run dir and the stable copies beside it),
-    altered by ``mutate(staging_dir, manifest)`` after the manifest was recorded (restic stores
-    absolute paths: the copies must sit where the originals did). Inside ``staging_dir`` the sources'
-    copies are reachable as ``chroma/`` and ``redis/`` wherever their records put them (links made for
-    ``mutate`` and removed before the snapshot); live stable copies are moved aside meanwhile."""
-    restored = w.env.restore(w.snapshot_id, tmp_path / "orig")
-    manifest = w.env.manifest(restored)
-    staging = Path(manifest["staging_dir"])
-    assert not staging.exists()
-    root = staging.parent
-    snap = next(s for s in w.env.snapshots() if s["id"].startswith(w.snapshot_id))
-    paths = [Path(p) for p in snap["paths"] if Path(p).is_relative_to(root)]
-    aside = [p for p in paths if p.exists()]
-    for p in aside:
-        p.rename(p.with_name(p.name + ".aside"))
-    links = []
-    try:
-        for p in paths:
-            shutil.copytree(restored / p.relative_to("/"), p, symlinks=True)
-        for rec in manifest["sources"]:
-            where = Path(rec.get("path") or "")
-            if rec.get("kind") in ("chroma", "redis") and rec.get("path") and not where.is_relative_to(staging):
-                links.append(staging / rec["kind"])
-                links[-1].symlink_to(where if where.is_dir() else where.parent)
-        mutate(staging, manifest)
-        for link in links:
-            link.unlink()
-        out = w.env.restic("backup", "--json", "--host", "local", "--tag", "test", "--tag", "ragops",
-                           *map(str, [*paths, *extra_paths]))
-        summary = [json.loads(line) for line in out.stdout.splitlines() if '"summary"' in line][-1]
-    finally:
-        for p in paths:
-            if p.is_symlink():
-                p.unlink()
-            else:
-                shutil.rmtree(p, ignore_errors=True)
-        for p in aside:
-            p.with_name(p.name + ".aside").rename(p)
-    return str(summary["snapshot_id"])
 
 
 def first_segment_file(staging: Path, name: str) -> Path:
@@ -231,8 +180,6 @@ def test_keep_leaves_the_scratch_dir_but_stops_the_throwaway_redis(clone_world, 
 
 
 def make_remote_env(kind: str, world, tmp_path: Path, sshd, s3_server, monkeypatch):
-    from backup_helpers import make_backup_env
-
     from ragops.backup import restic
     from ragops.backup.policy import load_host_policy
 
@@ -256,7 +203,6 @@ def make_remote_env(kind: str, world, tmp_path: Path, sshd, s3_server, monkeypat
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sftp", "s3"])
 def test_a_snapshot_in_a_remote_repository_restores_and_passes(kind, world, tmp_path, sshd, request, monkeypatch):
-    from restore_helpers import World, hash_tree, run_backup
 
     s3 = request.getfixturevalue("s3_server") if kind == "s3" else None
     env = make_remote_env(kind, world, tmp_path, sshd, s3, monkeypatch)

@@ -9,18 +9,21 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restore_helpers import run_backup  # noqa: E402
-from test_restore_run import craft_snapshot, failed_checks, run_test  # noqa: E402
-from test_restore_tasks import INVOKE, ROOT, invoke  # noqa: E402
-
-from ragops.restore import freshness  # noqa: E402
+from ragops.restore import freshness
+from tests.fixtures.restore_helpers import (
+    INVOKE,
+    ROOT,
+    craft_snapshot,
+    failed_checks,
+    invoke,
+    run_backup,
+    run_test,
+)
 
 
 def set_setting(path: Path, dotted: str, value: object, *, defaults: bool = True) -> None:

@@ -8,18 +8,12 @@ import json
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-INVOKE = str(ROOT / ".venv" / "bin" / "invoke")
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([INVOKE, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+from tests.fixtures.backup_helpers import make_chroma_dir
+from tests.fixtures.restore_helpers import ROOT, invoke
 
 
 def test_restore_test_json_reports_checks_phases_and_writes_metrics(clone_world):
@@ -109,7 +103,6 @@ def test_restore_restores_into_an_empty_target_and_prints_the_bring_up_steps(clo
 
 
 def test_restore_refuses_a_snapshot_whose_dimension_differs_from_the_live_collection(clone_world, tmp_path):
-    from backup_helpers import make_chroma_dir
 
     w = clone_world()
     live = tmp_path / "chroma-768"

@@ -7,16 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restore_helpers import hash_tree  # noqa: E402
-from test_restore_run import craft_snapshot, failed_checks, run_test, staged_copy  # noqa: E402
-
-from ragops.restore.guard import TREE_CHECK  # noqa: E402
+from ragops.restore.guard import TREE_CHECK
+from tests.fixtures.restore_helpers import craft_snapshot, failed_checks, hash_tree, run_test, staged_copy
 
 
 def make_victim(w, tmp_path: Path) -> Path:
@@ -28,17 +24,23 @@ def make_victim(w, tmp_path: Path) -> Path:
     return victim
 
 
-def test_a_chroma_entry_symlinked_out_of_the_scratch_dir_is_refused_and_the_target_never_opened(
-        clone_world, tmp_path, live_untouched):
-    w = clone_world()
-    victim = make_victim(w, tmp_path)
+def link_chroma_to(victim: Path):
+    """A ``craft_snapshot`` mutation: the staged Chroma copy becomes a symlink to the victim's copy."""
 
     def link_chroma(staging: Path, manifest) -> None:
         copy = staged_copy(manifest, "chroma")
         shutil.rmtree(copy)
         os.symlink(victim / "chroma", copy)
 
-    sid = craft_snapshot(w, tmp_path, link_chroma)
+    return link_chroma
+
+
+def test_a_chroma_entry_symlinked_out_of_the_scratch_dir_is_refused_and_the_target_never_opened(
+        clone_world, tmp_path, live_untouched):
+    w = clone_world()
+    victim = make_victim(w, tmp_path)
+
+    sid = craft_snapshot(w, tmp_path, link_chroma_to(victim))
     before = hash_tree(victim)
     _, step = run_test(w, snapshot=sid)
     assert hash_tree(victim) == before, "restore-test modified the tree the symlink pointed at"
@@ -123,12 +125,7 @@ def test_restore_refuses_a_snapshot_with_a_symlink_before_writing_into_the_targe
     w = clone_world()
     victim = make_victim(w, tmp_path)
 
-    def link_chroma(staging: Path, manifest) -> None:
-        copy = staged_copy(manifest, "chroma")
-        shutil.rmtree(copy)
-        os.symlink(victim / "chroma", copy)
-
-    sid = craft_snapshot(w, tmp_path, link_chroma)
+    sid = craft_snapshot(w, tmp_path, link_chroma_to(victim))
     dest = tmp_path / "restore-target"
     before = hash_tree(victim)
     result = run_host(w.env.target(), "restore", [make_restore_step(RestoreOptions(target_dir=str(dest), snapshot=sid))])

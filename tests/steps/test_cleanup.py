@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from fleet_helpers import (
+
+from ragops.config import CleanupRoot
+from ragops.errors import SafetyError
+from ragops.report import FAILED, OK, SKIPPED
+from ragops.steps.cleanup import RootReport, make_find_command, parse_find_output, printable, run_cleanup
+from tests.fixtures.fleet_helpers import (
     files_under,
     hash_tree,
     make_host_entry,
@@ -15,11 +20,6 @@ from fleet_helpers import (
     set_age,
     write_config,
 )
-
-from ragops.config import CleanupRoot
-from ragops.errors import SafetyError
-from ragops.report import FAILED, OK, SKIPPED
-from ragops.steps.cleanup import RootReport, make_find_command, parse_find_output, printable, run_cleanup
 
 
 def test_find_command_enters_the_root_once_checks_it_and_walks_from_there():

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fleet_helpers import REPO, hash_tree, set_age, write_config
+
+from tests.fixtures.fleet_helpers import REPO, hash_tree, set_age, write_config
 
 HELPER = Path(__file__).with_name("cleanup_in_namespace.py")
 ODD = "m nt\\ [1]*?\t\nx"  # a mount point's name: space, backslash, glob characters, tab, newline

@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from fleet_helpers import hash_tree, make_target, set_age
-
 from ragops.report import OK
 from ragops.steps.cleanup import run_cleanup
+from tests.fixtures.fleet_helpers import hash_tree, make_target, set_age
 
 SWAPPER = """
 import ctypes, os, sys, time

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from fleet_helpers import make_target, rag_stack  # noqa: F401 - rag_stack is a fixture
-from services import free_port
-
-from ragops.config import HostSettings
+from ragops.config import HostSettings, RedisSettings
 from ragops.report import DEGRADED, FAILED, OK, SKIPPED
 from ragops.steps.health import (
     MARK,
+    judge_redis,
     make_curl_command,
     make_disk_command,
     make_disk_paths,
     parse_curl,
     parse_disk,
-    parse_redis,
     run_health,
 )
+from tests.fixtures.fleet_helpers import make_target
+from tests.fixtures.services import free_port
 
 
 def test_curl_command_quotes_the_url_and_marks_the_status_code():
@@ -31,35 +30,48 @@ def test_curl_output_is_split_into_status_and_body():
     assert parse_curl("no marker: curl died")[0] == 0
 
 
-INFO = """# Persistence\r
-rdb_changes_since_last_save:{changes}\r
-rdb_last_save_time:{last}\r
-rdb_last_bgsave_status:{bgsave}\r
-aof_enabled:0\r
-aof_last_write_status:ok\r
-"""
+def redis_info(last=900, changes=0, bgsave="ok", **over):
+    """INFO server+persistence+memory as redis-py parses it (ints for numbers)."""
+    info = {"redis_version": "7.0.15", "loading": 0, "rdb_changes_since_last_save": changes,
+            "rdb_last_save_time": last, "rdb_last_bgsave_status": bgsave, "aof_enabled": 0,
+            "aof_last_write_status": "ok", "aof_last_bgrewrite_status": "ok", "used_memory": 1_000_000,
+            "maxmemory": 0, "maxmemory_policy": "noeviction"}
+    return {**info, **over}
 
 
-def redis_out(now=1000, last=900, changes=0, bgsave="ok", pong="PONG"):
-    return f"{now}\n{pong}\n" + INFO.format(changes=changes, last=last, bgsave=bgsave)
+def _redis(**over):
+    return RedisSettings.model_validate({"max_save_age_s": 3600, **over})
 
 
-def test_redis_is_healthy_with_a_pong_and_recent_save():
-    check = parse_redis(redis_out(), max_age_s=3600)
-    assert check.status == OK
+def test_redis_is_healthy_with_a_recent_save():
+    check = judge_redis(redis_info(), 1000, _redis())
+    assert check.status == OK and check.message.startswith("PONG, last save 100s ago (ok)")
     assert check.figures["last_save_age_s"] == 100 and check.figures["rdb_last_bgsave_status"] == "ok"
+    assert check.figures["memory_used_percent"] is None and "no maxmemory" in check.message
 
 
 def test_redis_with_an_old_save_and_unsaved_changes_is_degraded():
-    assert parse_redis(redis_out(now=10_000, last=100, changes=5), max_age_s=3600).status == DEGRADED
-    assert parse_redis(redis_out(now=10_000, last=100, changes=0), max_age_s=3600).status == OK
+    assert judge_redis(redis_info(last=100, changes=5), 10_000, _redis()).status == DEGRADED
+    assert judge_redis(redis_info(last=100, changes=0), 10_000, _redis()).status == OK
 
 
-def test_redis_with_failing_persistence_or_no_pong_has_failed():
-    assert parse_redis(redis_out(bgsave="err"), max_age_s=3600).status == FAILED
-    noauth = parse_redis(redis_out(pong="NOAUTH Authentication required."), max_age_s=3600)
-    assert noauth.status == FAILED and "NOAUTH" in noauth.message
-    assert parse_redis("1000\n", max_age_s=3600).status == FAILED
+def test_redis_with_failing_persistence_has_failed():
+    assert judge_redis(redis_info(bgsave="err"), 1000, _redis()).status == FAILED
+    aof = judge_redis(redis_info(aof_enabled=1, aof_last_write_status="err"), 1000, _redis())
+    assert aof.status == FAILED and "aof write err" in aof.message
+    # AOF off: its (stale) write status does not count
+    assert judge_redis(redis_info(aof_last_write_status="err"), 1000, _redis()).status == OK
+    rewrite = judge_redis(redis_info(aof_enabled=1, aof_last_bgrewrite_status="err"), 1000, _redis())
+    assert rewrite.status == DEGRADED and "AOF rewrite failing" in rewrite.message
+    assert judge_redis(redis_info(loading=1), 1000, _redis()).status == DEGRADED
+
+
+def test_redis_memory_is_judged_only_under_noeviction():
+    full = redis_info(used_memory=95, maxmemory=100)
+    check = judge_redis(full, 1000, _redis())
+    assert check.status == DEGRADED and check.figures["memory_used_percent"] == 95.0 and "noeviction" in check.message
+    assert judge_redis(full, 1000, _redis(memory_warn_percent=96)).status == OK
+    assert judge_redis({**full, "maxmemory_policy": "allkeys-lru"}, 1000, _redis()).status == OK
 
 
 def _disk_settings(**disk):
@@ -98,7 +110,7 @@ def _settings(stack, **over):
     return settings
 
 
-def test_health_of_a_real_stack_reports_counts_and_is_healthy(tmp_path, rag_stack):  # noqa: F811
+def test_health_of_a_real_stack_reports_counts_and_is_healthy(tmp_path, rag_stack):
     result = run_health(make_target(tmp_path, _settings(rag_stack)))
     assert result.status == OK, result.message
     checks = {c["name"]: c for c in result.details["checks"]}
@@ -111,28 +123,29 @@ def test_health_of_a_real_stack_reports_counts_and_is_healthy(tmp_path, rag_stac
     assert gauges[("ragops_chroma_documents", (("collection", "docs"),))] == rag_stack.counts["docs"]
 
 
-def test_health_is_degraded_below_the_expected_document_count(tmp_path, rag_stack):  # noqa: F811
+def test_health_is_degraded_below_the_expected_document_count(tmp_path, rag_stack):
     settings = _settings(rag_stack, chroma={"min_documents": 10_000})
     result = run_health(make_target(tmp_path, settings))
     assert result.status == DEGRADED and "chroma degraded" in result.message
 
 
-def test_health_fails_when_the_api_answers_503(tmp_path, rag_stack):  # noqa: F811
+def test_health_fails_when_the_api_answers_503(tmp_path, rag_stack):
     result = run_health(make_target(tmp_path, _settings(rag_stack, api={"url": rag_stack.failing_api_url})))
     assert result.status == FAILED and "api_health failed" in result.message and "HTTP 503" in result.message
 
 
-def test_health_fails_when_the_api_and_redis_are_down(tmp_path, rag_stack):  # noqa: F811
+def test_health_fails_when_the_api_and_redis_are_down(tmp_path, rag_stack):
     dead = free_port()
     settings = _settings(rag_stack, api={"url": f"http://127.0.0.1:{dead}"}, redis={"port": dead})
     result = run_health(make_target(tmp_path, settings))
     checks = {c["name"]: c for c in result.details["checks"]}
     assert result.status == FAILED
     assert checks["api_health"]["status"] == FAILED and "Failed to connect" in checks["api_health"]["message"]
-    assert checks["redis"]["status"] == FAILED and "PING failed" in checks["redis"]["message"]
+    assert checks["redis"]["status"] == FAILED and checks["redis"]["message"].startswith("PING failed: redis at 127.0.0.1:")
+    assert "connection refused" in checks["redis"]["message"]
 
 
-def test_health_fails_for_a_missing_chroma_dir(tmp_path, rag_stack):  # noqa: F811
+def test_health_fails_for_a_missing_chroma_dir(tmp_path, rag_stack):
     result = run_health(make_target(tmp_path, _settings(rag_stack, chroma={"data_dir": str(tmp_path / "nope")})))
     checks = {c["name"]: c for c in result.details["checks"]}
     assert checks["chroma"]["status"] == FAILED and "does not exist" in checks["chroma"]["message"]

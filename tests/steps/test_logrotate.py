@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fleet_helpers import hash_tree, make_target
-
 from ragops.config import HostSettings
 from ragops.report import FAILED, OK, SKIPPED
 from ragops.steps.logrotate import make_logrotate_text, run_logrotate
+from tests.fixtures.fleet_helpers import hash_tree, make_target
 
 
 def test_policy_rotates_every_log_root_by_size_and_count():

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fleet_helpers import run_invoke, write_config
 
 from ragops.errors import ExitCode
+from tests.fixtures.fleet_helpers import run_invoke, write_config
 
 pytestmark = pytest.mark.slow
 

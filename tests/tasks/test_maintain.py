@@ -12,22 +12,21 @@ import time
 from pathlib import Path
 
 import pytest
-from fleet_helpers import (
+
+from ragops.errors import ExitCode
+from tests.fixtures.fleet_helpers import (
     files_under,
     hash_tree,
     make_host_entry,
     make_host_settings,
     make_tree,
     parse_textfile,
-    rag_stack,  # noqa: F401 - fixture
     run_invoke,
     start_invoke,
     write_config,
     write_fleet_config,
 )
-from services import free_port
-
-from ragops.errors import ExitCode
+from tests.fixtures.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -207,7 +206,7 @@ def health_config(tmp_path, stack, **api):
     return write_config(tmp_path / "ragops.yaml", {"defaults": settings})
 
 
-def test_health_of_the_real_stack_passes_with_document_counts(tmp_path, rag_stack):  # noqa: F811
+def test_health_of_the_real_stack_passes_with_document_counts(tmp_path, rag_stack):
     res = run_invoke("health", "--host", "local", "--config", str(health_config(tmp_path, rag_stack)), "--json")
     assert res.returncode == ExitCode.OK, res.stderr
     checks = {c["name"]: c for c in res.json()["hosts"][0]["steps"][0]["details"]["checks"]}
@@ -216,7 +215,7 @@ def test_health_of_the_real_stack_passes_with_document_counts(tmp_path, rag_stac
     assert checks["redis"]["status"] == "ok"
 
 
-def test_health_exits_non_zero_when_the_api_or_redis_is_down(tmp_path, rag_stack):  # noqa: F811
+def test_health_exits_non_zero_when_the_api_or_redis_is_down(tmp_path, rag_stack):
     dead = free_port()
     api_down = health_config(tmp_path / "api", rag_stack, url=f"http://127.0.0.1:{dead}")
     res = run_invoke("health", "--host", "local", "--config", str(api_down))

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from fleet_helpers import run_invoke, write_config
 
 from ragops.errors import ExitCode
+from tests.fixtures.fleet_helpers import run_invoke, write_config
 
 POLICY = """repository: {{url: {repo}, password_file: {pw}}}
 retention: {{keep_last: 3}}

@@ -31,8 +31,10 @@ from ...remote import script
 from ...seam import Target, quote
 from ..policy_sources import ChromaSource, PauseSettings, StopSettings
 from . import Staged, parse_json_line, run_or_fail
-from .hooks import HostScripts, check_staged_path, is_count, is_safe_path
+from .chroma_containers import ChromaPlace, in_containers, make_scripts, run_hold_commands, run_place
+from .hooks import HostScripts, Scripts, check_staged_path, is_count, is_safe_path
 from .stable import stable_root
+from .throwaway import Mount
 
 KEY = "chroma"
 TELEMETRY_OFF = {"ANONYMIZED_TELEMETRY": "False"}
@@ -73,7 +75,8 @@ def hold_writer(target: Target, source: ChromaSource) -> Iterator[None]:
         return
     if source.strategy == "stop":
         stop_cfg: StopSettings = source.stop  # type: ignore[assignment]
-        before, after = make_stop_commands(stop_cfg)
+        before, after = run_hold_commands(target, stop_cfg) if in_containers(target) and stop_cfg.compose_service \
+            else make_stop_commands(stop_cfg)
         timeout = stop_cfg.timeout_s
     else:
         pause: PauseSettings = source.pause  # type: ignore[assignment]
@@ -89,9 +92,10 @@ def hold_writer(target: Target, source: ChromaSource) -> Iterator[None]:
                             f"{res.stderr.strip()[-300:]}; start it by hand")
 
 
-def run_inspect(target: Target, python: str, directory: str, probes: int, k: int) -> dict[str, Any]:
-    res = HostScripts(target).run_script("chroma_inspect", make_inspect_args(directory, probes, k), python=python,
-                                         env=TELEMETRY_OFF)
+def run_inspect(target: Target, python: str, directory: str, probes: int, k: int,
+                scripts: Scripts | None = None) -> dict[str, Any]:
+    res = (scripts or HostScripts(target)).run_script("chroma_inspect", make_inspect_args(directory, probes, k),
+                                                      python=python, env=TELEMETRY_OFF)
     if res.exited == 127 or "No module named 'chromadb'" in res.stdout + res.stderr:
         raise StepError(f"{target.name}: {python} cannot import chromadb: set backup.chroma_python to a Python that has it")
     return parse_json_line(res.stdout, f"chroma inspect {directory}")
@@ -103,14 +107,14 @@ def make_record(doc: dict[str, Any], source: ChromaSource, data_dir: str, dest: 
             "checks": doc.get("checks", [])}
 
 
-def run_record(target: Target, source: ChromaSource, directory: str) -> dict[str, Any]:
+def run_record(target: Target, source: ChromaSource, directory: str, scripts: Scripts | None = None) -> dict[str, Any]:
     """Describe a copy that is consistent by construction from its sqlite file (streaming, no index
     in RAM; ``chroma_record.py``); the probes' top-k come from ``server_url`` when one is set."""
     args = ["record", directory, "--probes", str(int(source.probes)), "--k", str(int(source.probe_k))]
     args += ["--server", source.server_url] if source.server_url else []
     if directory.startswith(stable_root(target.settings.backup.staging_dir) + "/"):
         args += ["--cache", f"{stable_root(target.settings.backup.staging_dir)}/.chroma-record-cache.json"]
-    res = HostScripts(target).run_script("chroma_record", args, write=True)
+    res = (scripts or HostScripts(target)).run_script("chroma_record", args, write=True)
     return parse_json_line(res.stdout, f"chroma record {directory}")
 
 
@@ -120,17 +124,20 @@ def stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | None:
     a live copy is opened and validated (``chroma_inspect``) and retried."""
     from .chroma_copy import Copy, run_cleanup, run_copy
 
-    data_dir = source.data_dir or target.settings.chroma.data_dir
-    if not source.enabled or not data_dir:
+    if not source.enabled:
+        return None
+    place = run_place(target, source) if in_containers(target) else None
+    data_dir = place.data_dir if place else source.data_dir or target.settings.chroma.data_dir
+    if not data_dir:
         return None
     started = time.monotonic()
-    python = target.settings.backup.chroma_python
+    python = target.settings.docker.roles.python if place else target.settings.backup.chroma_python
     if not target.run(f"[ -f {quote(data_dir + '/chroma.sqlite3')} ]").ok:
         raise StepError(f"{target.name}: {data_dir} is not a Chroma persistent dir (no chroma.sqlite3)")
     attempts = 1 + (source.live_retries if source.strategy == "live" else 0)
     failures: list[str] = []
     for attempt in range(1, attempts + 1):
-        copy: Copy = run_copy(target, source, data_dir, run_dir)
+        copy: Copy = run_copy(target, source, data_dir, run_dir, place)
         done = False
         try:
             if target.dry:
@@ -139,10 +146,13 @@ def stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | None:
                 return make_staged(target, copy, {"kind": "chroma", "strategy": source.strategy, "data_dir": data_dir,
                                                   "path": copy.path}, started)
             live = source.strategy == "live"
-            doc = run_inspect(target, python, copy.path, source.probes, source.probe_k) if live \
-                else run_record(target, source, copy.path)
+            scripts = make_copy_scripts(target, place, copy.path, live, source) if place else None
+            doc = run_inspect(target, python, copy.path, source.probes, source.probe_k, scripts) if live \
+                else run_record(target, source, copy.path, scripts)
             if doc.get("ok"):
                 record = make_record(doc, source, data_dir, copy.path, attempt)
+                if place:
+                    record["container"] = place.describe()
                 record.update(copy_mode=copy.mode, hold_s=round(copy.hold_s, 4), described_by=doc.get("described_by", "chromadb"),
                               record_cached=bool(doc.get("cached")))
                 if copy.stats:
@@ -161,6 +171,15 @@ def stage(target: Target, source: ChromaSource, run_dir: str) -> Staged | None:
                     + " | ".join(failures))
 
 
+def make_copy_scripts(target: Target, place: ChromaPlace, path: str, live: bool, source: ChromaSource) -> Scripts:
+    """Where the copy is described: a throwaway container of the chroma image, the copy read-only (a
+    live copy is opened by chromadb, which may write it: read-write), the stable root for the cache."""
+    mounts = [Mount(stable_root(target.settings.backup.staging_dir), read_only=False)] \
+        if path.startswith(stable_root(target.settings.backup.staging_dir) + "/") else []
+    mounts.append(Mount(path, read_only=not live))
+    return make_scripts(target, place, mounts, "chroma-record", network="host" if source.server_url else "none")
+
+
 def make_staged(target: Target, copy: Any, record: dict[str, Any], started: float) -> Staged:
     from .chroma_copy import run_cleanup
 
@@ -172,6 +191,8 @@ def make_staged(target: Target, copy: Any, record: dict[str, Any], started: floa
 # -- backup: staging size, report summary, manifest record checks -------------------------------
 
 def data_dir_of(target: Target, source: ChromaSource) -> str | None:
+    if in_containers(target):
+        return run_place(target, source).data_dir if source.enabled else None
     return source.data_dir or target.settings.chroma.data_dir
 
 
@@ -225,6 +246,7 @@ from .chroma_verify import (  # noqa: E402,F401 - the source's verbs and their h
     end,
     make_combined_script,
     plan_checks,
+    preflight,
     run_compat_check,
     run_json,
     run_live_schema,

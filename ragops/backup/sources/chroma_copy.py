@@ -97,18 +97,30 @@ def run_snapshot(target: Target, source: ChromaSource, data_dir: str, dest: str,
     return Copy(dest, "snapshot", hold_s=held, cleanup=[make_delete_snapshot_command(dest)])
 
 
-def run_mirror(target: Target, source: ChromaSource, data_dir: str, dest: str, mode: str) -> Copy:
+def make_mirror_scripts(target: Target, place: Any, data_dir: str, dest: str) -> Any:
+    """Where mirror_sync runs: on the host, or (a Compose host) in a throwaway container of the chroma
+    image with the volume read-only and the mirror read-write, both at their host paths."""
+    if place is None:
+        return HostScripts(target)
+    from .chroma_containers import make_scripts
+    from .throwaway import Mount
+
+    return make_scripts(target, place, [Mount(data_dir), Mount(dest, read_only=False)], "chroma-copy")
+
+
+def run_mirror(target: Target, source: ChromaSource, data_dir: str, dest: str, mode: str, place: Any = None) -> Copy:
     from .chroma import hold_writer
 
     if target.run(make_is_subvolume_command(dest)).ok:  # a snapshot left by a run killed with -9
         run_or_fail(target, make_delete_snapshot_command(dest), f"removing the old snapshot {dest}")
     args = make_mirror_args(data_dir, dest, mode, live=source.strategy == "live")
-    if target.dry:
-        output.dry_command(target.name, f"would update the mirror {dest} from {data_dir} ({mode}: changed files only)")
+    if target.dry:  # the hold's commands are printed around it
+        with hold_writer(target, source):
+            output.dry_command(target.name, f"would update the mirror {dest} from {data_dir} ({mode}: changed files only)")
         return Copy(dest, mode)
     t0 = time.monotonic()
     with hold_writer(target, source):
-        res = HostScripts(target).run_script("mirror_sync", args, write=True)
+        res = make_mirror_scripts(target, place, data_dir, dest).run_script("mirror_sync", args, write=True)
     held = time.monotonic() - t0
     doc = parse_json_line(res.stdout, f"mirror of {data_dir}") if res.stdout.strip() else {"ok": False}
     if not doc.get("ok"):
@@ -135,7 +147,7 @@ def run_full(target: Target, source: ChromaSource, data_dir: str, dest: str) -> 
     return Copy(dest, "full", hold_s=time.monotonic() - t0 if source.strategy != "live" else 0.0, stable=False)
 
 
-def run_copy(target: Target, source: ChromaSource, data_dir: str, run_dir: str) -> Copy:
+def run_copy(target: Target, source: ChromaSource, data_dir: str, run_dir: str, place: Any = None) -> Copy:
     """Make the consistent copy the configured way (``auto`` falls back from a failed snapshot)."""
     mode = resolve_mode(target, source, data_dir)
     if mode == "full":
@@ -149,7 +161,7 @@ def run_copy(target: Target, source: ChromaSource, data_dir: str, run_dir: str) 
                 raise
             output.warn(target.name, f"btrfs snapshot not possible ({str(exc)[-200:]}): using the mirror")
             mode = "auto"
-    return run_mirror(target, source, data_dir, dest, mode)
+    return run_mirror(target, source, data_dir, dest, mode, place)
 
 
 def run_cleanup(target: Target, copy: Copy) -> None:

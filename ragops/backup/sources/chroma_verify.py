@@ -62,19 +62,46 @@ def make_combined_script() -> str | None:
     return text if "def run_verify(" in text else None
 
 
+SCRIPTS = "chroma-scripts"  # ctx.state: the executor of the chroma helpers (a Compose host: throwaway containers)
+
+
+def chroma_scripts(ctx: TestContext) -> tuple[Scripts, str]:
+    """(executor, python) of the restore test's chroma helpers: the host's (backup.chroma_python), or on a
+    Compose host throwaway containers of the chroma service's image with the scratch dir mounted."""
+    if SCRIPTS not in ctx.state:
+        if ctx.target.settings.docker.data_tasks == "containers":
+            from .chroma_containers import make_scripts, run_image
+            from .throwaway import Mount
+
+            # read-write: ChromaDB opens the restored copy in place (the files are hashed before)
+            ctx.state[SCRIPTS] = (make_scripts(ctx.target, run_image(ctx.target), [Mount(ctx.layout.root, read_only=False)],
+                                               "chroma-verify"), ctx.target.settings.docker.roles.python)
+        else:
+            ctx.state[SCRIPTS] = (ctx.scripts, ctx.target.settings.backup.chroma_python)
+    return ctx.state[SCRIPTS]  # type: ignore[no-any-return]
+
+
+def preflight(target: Target, source_host: Any, source: Any) -> None:
+    """A Compose host: the chroma service (whose image verifies the copy) must be found."""
+    if source is not None and source.enabled and target.settings.docker.data_tasks == "containers":
+        from .compose_roles import run_discover
+
+        run_discover(target).container("chroma", target.name)
+
+
 def begin(ctx: TestContext) -> None:
     """Before restic restores: pre-start the verify process (its ChromaDB import overlaps the restore)."""
     if ctx.policy.sources.chroma.enabled:
         from .chroma_prewarm import ChromaPrewarm
 
-        ctx.state[KEY] = ChromaPrewarm(ctx.target, ctx.target.settings.backup.chroma_python, ctx.layout,
-                                       scripts=ctx.scripts)
+        scripts, python = chroma_scripts(ctx)
+        ctx.state[KEY] = ChromaPrewarm(ctx.target, python, ctx.layout, scripts=scripts)
 
 
 def run_checks(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
     """Integrity, collections, counts, ids digests, dimension, metric, probe top-k, embedding model,
     self-retrieval of the restored copy (in the pre-started process when there is one)."""
-    python = ctx.target.settings.backup.chroma_python
+    scripts, python = chroma_scripts(ctx)
     min_overlap, selfcheck = ctx.options.min_overlap, ctx.options.selfcheck
     directory = ctx.restored(record["path"])
     combined = make_combined_script() if selfcheck else None
@@ -86,15 +113,15 @@ def run_checks(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
         doc = warm
         own = doc.get("selfcheck")
     elif combined:
-        doc = run_json(ctx.scripts, COMBINED, ["both", directory, ctx.manifest_path, str(min_overlap), str(selfcheck)],
+        doc = run_json(scripts, COMBINED, ["both", directory, ctx.manifest_path, str(min_overlap), str(selfcheck)],
                        python, "chroma verify", name)
         own = doc.get("selfcheck")
     else:
-        doc = run_json(ctx.scripts, "chroma_inspect", ["verify", directory, ctx.manifest_path, "--min-overlap", str(min_overlap)],
+        doc = run_json(scripts, "chroma_inspect", ["verify", directory, ctx.manifest_path, "--min-overlap", str(min_overlap)],
                        python, "chroma verify", name)
         own = None
         if selfcheck and doc.get("collections"):
-            own = run_json(ctx.scripts, "chroma_selfcheck", ["selfcheck", directory, "--sample", str(selfcheck)], python,
+            own = run_json(scripts, "chroma_selfcheck", ["selfcheck", directory, "--sample", str(selfcheck)], python,
                            "chroma selfcheck", name)
     checks = convert_checks(doc) + compare_models(record, doc.get("collections", []))
     return checks + (convert_checks(own) if own else [])
@@ -104,15 +131,23 @@ def verify(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
     if not record.get("path"):
         return []
     checks = run_checks(ctx, record)
-    live_dir = ctx.policy.sources.chroma.data_dir or ctx.live_target.settings.chroma.data_dir
-    compat = run_compat_check(ctx.live_target, record, live_dir)
+    if ctx.live_target.settings.docker.data_tasks == "containers":
+        compat = run_compat_in_container(ctx.live_target, record, ctx.policy.sources.chroma)
+    else:
+        live_dir = ctx.policy.sources.chroma.data_dir or ctx.live_target.settings.chroma.data_dir
+        compat = run_compat_check(ctx.live_target, record, live_dir)
     return checks + ([compat] if compat else [])
 
 
 def end(ctx: TestContext) -> None:
     prewarm = ctx.state.pop(KEY, None)
-    if prewarm is not None:
-        prewarm.close()
+    try:
+        if prewarm is not None:
+            prewarm.close()
+    finally:
+        scripts = ctx.state.pop(SCRIPTS, (None, ""))[0]
+        if hasattr(scripts, "close"):  # throwaway containers: remove any still there (a pre-started verify)
+            scripts.close()
 
 
 def convert_checks(doc: dict[str, Any]) -> list[Check]:
@@ -161,6 +196,25 @@ def run_live_schema(target: Target, data_dir: str | None) -> list[dict[str, Any]
         raise StepError(f"{target.name}: cannot read the live Chroma schema in {data_dir}: {doc.get('error')}")
     collections: list[dict[str, Any]] = doc["collections"]
     return collections
+
+
+def run_compat_in_container(target: Target, record: dict[str, Any], source: Any) -> Check | None:
+    """The live schema read (sqlite, read-only) with ``docker exec`` in the running Chroma container."""
+    from .chroma_containers import make_live_scripts, run_place
+
+    place = run_place(target, source)
+    if not place.container.running:
+        return Check("compatibility with live collections", False, f"the chroma container {place.container.name} is "
+                     f"{place.container.state}: the live schema cannot be read")
+    doc = run_json(make_live_scripts(target, place), "chroma_selfcheck", ["schema", place.container_path], "",
+                   "chroma schema", target.name)
+    if not doc.get("ok"):
+        raise StepError(f"{target.name}: cannot read the live Chroma schema in {place.container.name}:"
+                        f"{place.container_path}: {doc.get('error')}")
+    problems = compare_compat(record, doc["collections"])
+    return Check("compatibility with live collections", not problems,
+                 "; ".join(problems) or f"{len(doc['collections'])} live collection(s) in {place.container.name}:"
+                 f"{place.container_path}: same dimension, metric, model")
 
 
 def run_compat_check(target: Target, record: dict[str, Any], data_dir: str | None) -> Check | None:

@@ -80,6 +80,13 @@ def stage(target: Target, source: RedisSource, run_dir: str) -> Staged | None:
         raise StepError(f"{target.name}: Redis' dir is unknown (CONFIG GET disabled?): set sources.redis.data_dir")
     record: dict[str, Any] = {"kind": "redis", "name": "redis", "version": info.get("version"),
                               "server": f"{r.host}:{r.port}", "live_db_keys": info.get("db_keys")}
+    if target.settings.docker.data_tasks == "containers":  # dir is the container's: its volume on the host
+        from .redis_containers import describe as describe_container
+        from .redis_containers import run_container, run_host_dir
+
+        container = run_container(target)
+        record["container"] = describe_container(container, str(data_dir))
+        data_dir = run_host_dir(target, container, str(data_dir))
     if info.get("appendonly") and not source.aof_fallback:
         stage_aof(target, source, info, data_dir, run_dir, password, record)
         return Staged("redis", record, duration_s=time.monotonic() - started)
@@ -122,6 +129,10 @@ def staging_paths(target: Target, source: RedisSource) -> list[str]:
     data_dir = source.data_dir or info.get("dir")
     if not data_dir:
         return []
+    if target.settings.docker.data_tasks == "containers":
+        from .redis_containers import run_container, run_host_dir
+
+        data_dir = run_host_dir(target, run_container(target), str(data_dir))
     if info.get("appendonly") and not source.aof_fallback:
         return [f"{data_dir}/{info.get('appenddirname') or 'appendonlydir'}"]
     live = f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}"
@@ -154,13 +165,23 @@ def preflight(target: Target, source_host: Any, source: RedisSource) -> None:
     """redis-server and redis-check-rdb must exist on the verifying host: else a setup error (exit 2)."""
     if not (source.enabled and source_host.settings.redis.enabled):
         return
+    if target.settings.docker.data_tasks == "containers":  # the tools are the redis image's
+        from .compose_roles import run_discover
+
+        run_discover(target).container("redis", target.name)
+        return
     missing = find_missing_tool(target, make_tools(target, source))
     if missing is not None:
         raise make_missing_tool_error(target, *missing)
 
 
 def end(ctx: TestContext) -> None:
-    """Always: stop the throwaway server (no-op if none started)."""
+    """Always: stop the throwaway server (no-op if none started), or remove its containers."""
+    from .redis_containers import run_remove_server
+    from .redis_verify import CONTAINERS
+
+    for name in ctx.state.pop(CONTAINERS, []):
+        run_remove_server(ctx.target, name)
     ctx.target.run(make_server_stop_command(ctx.scratch(KEY)))
 
 

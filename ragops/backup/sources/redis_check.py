@@ -47,7 +47,12 @@ def parse_check_rdb(text: str) -> dict[str, Any]:
 def run_check_rdb(target: Target, check_rdb: str, path: str, *, what: str = "staged dump") -> dict[str, Any]:
     """redis-check-rdb on ``path``: its figures; ConfigError when the tool is missing (exit 2), StepError
     when it rejects the file."""
-    res = target.run(f"{quote(check_rdb)} {quote(path)}")
+    if target.settings.docker.data_tasks == "containers":  # in a throwaway container of the redis image
+        from .redis_containers import run_check_rdb as run_in_container
+
+        res = run_in_container(target, check_rdb, path)
+    else:
+        res = target.run(f"{quote(check_rdb)} {quote(path)}")
     if res.exited in (126, 127):  # the shell's "not found" / "not executable": a setup error, not a bad dump
         raise ConfigError(f"{target.name}: {check_rdb!r} is not installed or not executable on the host: "
                           "install redis-tools or point the policy setting sources.redis.check_rdb at it")
@@ -95,7 +100,8 @@ def describe_dump(target: Target, source: RedisSource, dump: StagedDump) -> dict
         fields["check"] = "skipped (sources.redis.verify: false)"
     if source.dump_check == "load":
         server = target.settings.backup.redis_server
-        if source.sample_keys and target.run(f"command -v {quote(server)} >/dev/null").ok:
+        on_host = target.settings.docker.data_tasks != "containers"  # containers: the live server's sample
+        if source.sample_keys and on_host and target.run(f"command -v {quote(server)} >/dev/null").ok:
             key = {"server": server, "sample": str(source.sample_keys)}
             loaded = _cached(cache, dump.identity, "load", key)
             fields["load_cached"] = loaded is not None

@@ -13,7 +13,7 @@ from ...errors import StepError
 from ...resources import wrap_capped
 from ...seam import Target, quote
 from . import make_copy_command, parse_json_line, run_or_fail
-from .hooks import HostScripts
+from .hooks import HostScripts, Scripts
 
 
 def make_probe_args(mode: str, *, host: str | None = None, port: int | None = None, socket: str | None = None,
@@ -76,22 +76,30 @@ def run_dump_digest(target: Target, data_dir: str, *, dbfilename: str = "dump.rd
         if not doc.get("ok"):
             raise StepError(f"{target.name}: probing the staged Redis dump failed: {doc.get('error')}")
         return doc
-    finally:
-        scripts.run_script("redis_probe", make_probe_args("shutdown", socket=sock))
-        target.run(f"{make_server_stop_command(scratch)}; rm -rf -- {quote(scratch)}")
+    finally:  # the stop command ends with `exit`: in a subshell, or the rm -rf never runs (it did not:
+        # ~40 /tmp/ragops-redis.* dirs were left per CI run). SIGKILL and wait, no graceful SHUTDOWN
+        # first: that removes the pid file, and then there is nothing to wait for
+        target.run(f"( {make_server_stop_command(scratch)} ); rm -rf -- {quote(scratch)}")
 
 
 def run_remote_probe(target: Target, mode: str, password: str | None, *, write: bool = False,
                      extra: list[str] | None = None) -> dict[str, Any]:
     """``redis_probe.py MODE`` against the host's live Redis (``redis:`` settings; password on stdin)."""
     r = target.settings.redis
-    res = HostScripts(target).run_script("redis_probe", make_probe_args(mode, host=r.host, port=r.port, extra=extra),
-                                         write=write, secrets={"REDISCLI_AUTH": password} if password else None)
+    scripts: Scripts = HostScripts(target)
+    host, port, where = r.host, r.port, f"{r.host}:{r.port}"
+    if target.settings.docker.data_tasks == "containers":  # in the redis service's container (docker exec)
+        from .redis_containers import make_live
+
+        scripts, host, port, container = make_live(target)
+        where = f"{host}:{port} in container {container.name}"
+    res = scripts.run_script("redis_probe", make_probe_args(mode, host=host, port=port, extra=extra),
+                             write=write, secrets={"REDISCLI_AUTH": password} if password else None)
     if res.dry:
         return {"ok": True, "dry": True}
     doc = parse_json_line(res.stdout, f"redis {mode}")
     if not doc.get("ok"):
-        raise StepError(f"{target.name}: redis {mode} on {r.host}:{r.port} failed: {doc.get('error')}")
+        raise StepError(f"{target.name}: redis {mode} on {where} failed: {doc.get('error')}")
     return doc
 
 

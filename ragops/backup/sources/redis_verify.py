@@ -27,6 +27,7 @@ from .redis_server import make_probe_args, make_server_command, parse_result
 from .stable import stable_root_of_run_dir
 
 KEY = "redis"
+CONTAINERS = "redis-containers"  # ctx.state: names of the throwaway server containers (removed by ``end``)
 COUNTS = ("keys_read", "expires", "already_expired", "bytes", "mtime", "lastsave", "sample_size", "keys", "checked_at")
 
 
@@ -96,6 +97,8 @@ def start(ctx: TestContext, record: dict[str, Any], *, timeout: float = 600) -> 
     res = target.run(f"mkdir -p -m 0700 {quote(d)} && cp -a --reflink=auto -- {quote(src)} {quote(dest)}")
     if not res.ok:
         return [Check("redis: dump loads", False, f"restored dump {src} missing: {res.stderr.strip()[-200:]}")]
+    if target.settings.docker.data_tasks == "containers":
+        return start_in_container(ctx, src, d, aof_dir, timeout)
     port = 0
     started = None
     for _ in range(3):  # a port can be taken between picking and binding: pick again
@@ -115,6 +118,28 @@ def start(ctx: TestContext, record: dict[str, Any], *, timeout: float = 600) -> 
         return [Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: {waited.get('error')}"[:700])]
     ctx.state[KEY] = port
     return [Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server on 127.0.0.1:{port}")]
+
+
+def start_in_container(ctx: TestContext, src: str, d: str, aof_dir: str | None, timeout: float) -> list[Check]:
+    """The throwaway redis-server as a container of the redis service's image (redis_containers)."""
+    from .redis_containers import run_start_server, run_wait
+
+    why = ""
+    for _ in range(3):  # a port can be taken between picking and binding: pick again
+        port = int(ctx.scripts.run_script("free_port", []).stdout.strip())
+        name, started = run_start_server(ctx.target, d, port, aof_dir)
+        ctx.state.setdefault(CONTAINERS, []).append(name)
+        if not started.ok:
+            return [Check("redis: dump loads", False, f"throwaway redis-server container did not start (exit "
+                          f"{started.exited}): {(started.stderr or started.stdout).strip()[-300:]}")]
+        ok, why = run_wait(ctx.target, ctx.scripts, name, port, timeout)
+        if ok:
+            ctx.state[KEY] = port
+            return [Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server container {name} "
+                          f"(image of the redis service) on 127.0.0.1:{port}")]
+        if "Address already in use" not in why:
+            break
+    return [Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: {why}"[:700])]
 
 
 def compare_counts(record: dict[str, Any], probe: dict[str, Any]) -> Check:
@@ -177,7 +202,12 @@ def verify(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
     checks = []
     if record.get("method") != "aof":
         src = ctx.restored(record["path"])
-        res = target.run(f"{quote(check_rdb)} {quote(src)}")
+        if target.settings.docker.data_tasks == "containers":  # in a throwaway container of the redis image
+            from .redis_containers import run_check_rdb
+
+            res = run_check_rdb(target, check_rdb, src)
+        else:
+            res = target.run(f"{quote(check_rdb)} {quote(src)}")
         if res.exited in (126, 127):
             raise make_missing_tool_error(target, check_rdb, "sources.redis.check_rdb (backup policy)", "validates the restored dump")
         tail = (res.stdout + res.stderr).strip().splitlines()

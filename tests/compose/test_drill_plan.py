@@ -1,0 +1,165 @@
+"""The restore drill's pure planners (ragops/drill/plan.py, compare.py) and its policy settings: no
+engine needed (the real drill on the Compose stack: test_drill.py)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from ragops.backup.policy import Policy
+from ragops.backup.policy_drill import DrillSettings
+from ragops.drill.compare import Answer, make_comparison, make_rto, overlap, parse_answer
+from ragops.drill.plan import count_ports, make_drill_plan, make_project_name
+from ragops.errors import ConfigError, SafetyError
+
+# `docker compose config --format json` of the seed stack (tests/fixtures/compose_stack.py), trimmed
+LIVE: dict[str, Any] = {
+    "name": "rag1",
+    "services": {
+        "chroma": {"image": "ragops/chroma:k", "network_mode": "host", "container_name": "live-chroma",
+                   "environment": {"CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": "8000"}, "restart": "always",
+                   "volumes": [{"type": "volume", "source": "chroma_data", "target": "/data", "volume": {}}],
+                   "healthcheck": {"interval": "1s"}},
+        "redis": {"image": "ragops/redis:k", "network_mode": "host", "environment": {"REDIS_PORT": "6379"},
+                  "volumes": [{"type": "volume", "source": "redis_data", "target": "/data", "volume": {}}]},
+        "api": {"image": "ragops/rag-api:k", "network_mode": "host",
+                "environment": {"RAG_API_PORT": "8080", "CHROMA_URL": "http://127.0.0.1:8000",
+                                "REDIS_URL": "redis://127.0.0.1:6379/0"},
+                "volumes": [{"type": "bind", "source": "/etc/rag", "target": "/etc/rag"}],
+                "depends_on": {"chroma": {"condition": "service_healthy", "required": True}}},
+    },
+    "volumes": {"chroma_data": {"name": "rag1_chroma_data"}, "redis_data": {"name": "rag1_redis_data"}},
+}
+IMAGES = {"chroma": "sha256:c", "redis": "sha256:r", "api": "sha256:a"}
+ROLES = {"chroma": "chroma", "redis": "redis", "api": "api"}
+DATA = {"chroma": {"/data": ("/scratch/restore/staging/chroma", None)},
+        "redis": {"/data": ("/scratch/restore/staging/dump.rdb", "dump.rdb")}}
+
+
+def plan(live: dict[str, Any] = LIVE, settings: DrillSettings | None = None, **kw: Any) -> Any:
+    settings = settings or DrillSettings()
+    args: dict[str, Any] = {"project": "rag1-drill-abc123", "images": IMAGES, "roles": ROLES, "data": DATA,
+                            "ports": [41001, 41002, 41003, 41004][:count_ports(live, ROLES, settings)],
+                            "settings": settings, "live_volumes": {"rag1_chroma_data", "rag1_redis_data"}}
+    return make_drill_plan(live, **{**args, **kw})
+
+
+def test_the_drill_document_pins_images_and_uses_only_fresh_volumes_and_new_ports() -> None:
+    p = plan()
+    svc = p.compose["services"]
+    assert p.compose["name"] == "rag1-drill-abc123" and p.project.startswith("rag1-drill-")
+    assert {s: svc[s]["image"] for s in svc} == IMAGES and all(svc[s]["pull_policy"] == "never" for s in svc)
+    assert svc["chroma"]["environment"]["CHROMA_PORT"] == "41001" and svc["redis"]["environment"]["REDIS_PORT"] == "41002"
+    assert svc["api"]["environment"] == {"RAG_API_PORT": "41003", "CHROMA_URL": "http://127.0.0.1:41001",
+                                         "REDIS_URL": "redis://127.0.0.1:41002/0"}
+    assert p.api_url == "http://127.0.0.1:41003"
+    assert "container_name" not in svc["chroma"] and svc["chroma"]["restart"] == "no"
+    assert svc["api"]["volumes"] == [{"type": "bind", "source": "/etc/rag", "target": "/etc/rag", "read_only": True}]
+    assert svc["api"]["depends_on"] == LIVE["services"]["api"]["depends_on"]
+    assert p.compose["volumes"] == {"chroma_data": {"external": True, "name": "rag1-drill-abc123_chroma_data"},
+                                    "redis_data": {"external": True, "name": "rag1-drill-abc123_redis_data"}}
+    assert [(v.name, v.image, v.source, v.file_name) for v in p.volumes] == [
+        ("rag1-drill-abc123_chroma_data", "sha256:c", "/scratch/restore/staging/chroma", None),
+        ("rag1-drill-abc123_redis_data", "sha256:r", "/scratch/restore/staging/dump.rdb", "dump.rdb")]
+    assert all(s["labels"] == {"ragops.drill": "rag1-drill-abc123", "ragops.drill.live": "rag1"} for s in svc.values())
+    assert LIVE["services"]["chroma"]["container_name"] == "live-chroma"  # the live config is not mutated
+
+
+def test_published_ports_move_to_new_loopback_ports() -> None:
+    live = copy.deepcopy(LIVE)
+    for name in live["services"]:
+        del live["services"][name]["network_mode"]
+    live["services"]["api"]["ports"] = [{"mode": "ingress", "target": 8080, "published": "8080", "protocol": "tcp"}]
+    p = plan(live)
+    assert p.compose["services"]["api"]["ports"] == [{"target": 8080, "published": "41001", "host_ip": "127.0.0.1",
+                                                      "protocol": "tcp"}]
+    assert p.api_url == "http://127.0.0.1:41001"
+    assert p.compose["services"]["api"]["environment"]["CHROMA_URL"] == "http://127.0.0.1:8000"  # bridge: unchanged
+
+
+def test_sharing_anything_with_live_is_refused() -> None:
+    with pytest.raises(SafetyError, match="would be live volumes"):
+        plan(live_volumes={"rag1-drill-abc123_chroma_data"})
+    with pytest.raises(SafetyError, match="not the live project"):
+        plan(project="rag1")
+    live = copy.deepcopy(LIVE)
+    live["services"]["api"]["network_mode"] = "container:live-chroma"
+    with pytest.raises(SafetyError, match="shares a container"):
+        plan(live)
+    with pytest.raises(ConfigError, match="restore_test.drill.environment: no service web"):
+        plan(settings=DrillSettings(environment={"web": {"X": "1"}}))
+    with pytest.raises(ConfigError, match="has no container"):
+        plan(images={"chroma": "sha256:c", "redis": "sha256:r"})
+    assert make_project_name("Rag_Prod.1", "0a0b0c") == "rag_prod1-drill-0a0b0c"
+
+
+def answer(ids: list[str], dist: list[float] | None = None, status: int = 200) -> Answer:
+    results = [{"id": i, "distance": d} for i, d in zip(ids, dist or [0.0] * len(ids), strict=True)]
+    import json
+
+    return parse_answer(status, json.dumps({"ids": ids, "results": results if dist else []}))
+
+
+def test_comparison_exact_ties_damage_and_drift() -> None:
+    live = [answer(["a", "b", "c"], [0.1, 0.2, 0.3])]
+    assert make_comparison(["/q"], [answer(["a", "b", "c"], [0.1, 0.2, 0.3])], live, 1.0, {"d": 3}, {"d": 3}).ok
+    tie = answer(["a", "b", "x"], [0.1, 0.2, 0.3])  # x is as far as c: either makes the cut
+    assert overlap(tie, live[0]) == 1.0
+    near = answer(["a", "b", "x"], [0.1, 0.2, 0.31])
+    assert overlap(near, live[0]) == pytest.approx(2 / 3)
+    damaged = make_comparison(["/q"], [near], live, 1.0, {"d": 3}, {"d": 3})
+    assert not damaged.ok and damaged.check == "drill: answers match live" and damaged.figures["damage"]
+    drift = make_comparison(["/q"], [near], live, 1.0, {"d": 3}, {"d": 4})
+    assert not drift.ok and drift.check == "drill: live drift" and drift.figures["drift"]
+    assert make_comparison(["/q"], [near], live, 0.6, {"d": 3}, {"d": 4}).ok  # a busy store: less overlap
+    assert not make_comparison(["/q"], [answer(["a", "b", "c"], status=503)], live, 0.0, None, None).ok
+
+
+def test_rto_runs_from_the_restore_to_the_first_correct_answer() -> None:
+    phases = {"restore": 2.0, "volumes": 1.0, "start": 3.0, "healthy": 4.0, "first_answer": 0.5, "all_answers": 2.0}
+    assert make_rto(phases) == 10.5
+    assert make_rto({k: v for k, v in phases.items() if k != "first_answer"}) is None
+
+
+def test_drill_settings_are_described_and_strict() -> None:
+    base = {"repository": {"url": "/r", "password_file": "/p"}, "retention": {"keep_last": 1}}
+    policy = Policy.model_validate({**base, "restore_test": {"drill": {"queries": [{"path": "/query?q=x&k=3"}],
+                                                                       "min_overlap": 0.8}}})
+    assert policy.restore_test.drill.services.chroma.port_env == "CHROMA_PORT"
+    assert policy.restore_test.drill.services.redis.url_env == ["REDIS_URL"]
+    with pytest.raises(ValidationError, match="extra"):
+        Policy.model_validate({**base, "restore_test": {"drill": {"querys": []}}})
+    with pytest.raises(ValidationError, match="environment variable name"):
+        DrillSettings.model_validate({"services": {"chroma": {"url_env": ["bad-name"]}}})
+    for model in (DrillSettings,):
+        assert all(f.description for f in model.model_fields.values())
+
+
+def test_drill_usage_errors_exit_2_before_anything_runs(tmp_path: Any) -> None:
+    """`restore-test --drill` on a bare host, without queries, or without api.url: one message, exit 2."""
+    import yaml
+
+    from tests.fixtures.restore_helpers import invoke
+
+    (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "policies").mkdir()
+    policy = {"repository": {"url": str(tmp_path / "repo"), "password_file": str(tmp_path / "pw")},
+              "retention": {"keep_last": 1}}
+    (tmp_path / "policies" / "t.yaml").write_text(yaml.safe_dump(policy))
+
+    def run(settings: dict[str, Any]) -> Any:
+        base = {"backup": {"policy": "t", "policies_dir": str(tmp_path / "policies")}, "lock_path": str(tmp_path / "lock"),
+                "metrics_dir": str(tmp_path / "metrics")}
+        (tmp_path / "ragops.yaml").write_text(yaml.safe_dump({"defaults": {**base, **settings}}))
+        return invoke("restore-test", "--config", str(tmp_path / "ragops.yaml"), "--drill")
+
+    res = run({"deployment": "bare"})
+    assert res.returncode == 2 and "--drill needs a Compose host" in res.stderr, res.stderr[-2000:]
+    res = run({"deployment": "compose", "api": {"url": "http://127.0.0.1:9"}})
+    assert res.returncode == 2 and "--drill needs queries" in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    res = run({"deployment": "compose", "docker": {"release": {"queries": [{"path": "/query?q=x"}]}}})
+    assert res.returncode == 2 and "api.url" in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / "metrics").exists()  # nothing recorded
