@@ -6,6 +6,9 @@ Prometheus textfiles (node_exporter reads only ``*.prom``), or ``<backup.staging
 metrics are disabled. Not a restic tag on purpose: ``restic tag --add`` rewrites the snapshot under
 a NEW id, which would break ``--snapshot ID``, off-site copies and the manifest's references.
 
+Also here: the restore test's Prometheus metrics (:func:`make_metrics`) and the last success read
+back from its textfile (:func:`read_previous_success`).
+
 Format: ``{"format": 1, "records": [{snapshot_id, short_id, repository, host, verified_on, time,
 ts, ok, rto_s, phases, failed_checks}, ...]}``, newest last, the last 200 kept.
 ``backup.snapshots`` shows the state with :func:`read_verified` + :func:`find_verification`.
@@ -14,6 +17,7 @@ ts, ok, rto_s, phases, failed_checks}, ...]}``, newest last, the last 200 kept.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -21,6 +25,7 @@ from ..seam import Target
 
 FILE_NAME = "ragops-restore-verified.json"
 KEEP = 200
+_LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
 
 
 def make_record_path(settings: Any) -> str:
@@ -78,3 +83,26 @@ def describe_verification(record: dict[str, Any] | None) -> str:
     if record["ok"]:
         return f"verified {record['time']} (RTO {record['rto_s']:.1f}s)"
     return f"FAILED {record['time']}: {', '.join(record.get('failed_checks', [])[:2])}"
+
+
+def make_metrics(ok: bool, rto: float, phases: dict[str, float], verified: float, budget: float | None,
+                 previous_success: float | None, source: str) -> list[tuple[str, dict[str, str], float]]:
+    labels = {"source": source}
+    metrics = [("ragops_restore_test_rto_seconds", labels, round(rto, 3))]
+    metrics += [("ragops_restore_test_rto_seconds", {**labels, "phase": k}, round(v, 3)) for k, v in phases.items()]
+    metrics.append(("ragops_restore_test_verified_bytes", labels, verified))
+    metrics.append(("ragops_restore_test_success", labels, 1.0 if ok else 0.0))
+    if budget:
+        metrics.append(("ragops_restore_test_rto_budget_seconds", labels, budget))
+    last = time.time() if ok else previous_success
+    if last is not None:
+        metrics.append(("ragops_restore_test_last_success_timestamp_seconds", labels, round(last, 3)))
+    return metrics
+
+
+def read_previous_success(target: Target) -> float | None:
+    if not target.settings.metrics_dir:
+        return None
+    text = target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom")
+    match = _LAST.search(text or "")
+    return float(match.group(1)) if match else None

@@ -9,7 +9,6 @@ are removed in ``finally`` (unless ``--keep``); live data paths are never writte
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,6 @@ __all__ = ["Options", "load_policy", "resolve_snapshot", "make_restore_test_step
 Found = tuple[restic.Snapshot, list[restic.Snapshot]]
 
 STEP = "restore-verify"
-_LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
 
 
 @dataclass
@@ -210,29 +208,6 @@ def run_phases(target: Target, source: Host, live_target: Target, policy: Policy
     return snap, checks
 
 
-def make_metrics(ok: bool, rto: float, phases: dict[str, float], verified: float, budget: float | None,
-                 previous_success: float | None, source: str) -> list[tuple[str, dict[str, str], float]]:
-    labels = {"source": source}
-    metrics = [("ragops_restore_test_rto_seconds", labels, round(rto, 3))]
-    metrics += [("ragops_restore_test_rto_seconds", {**labels, "phase": k}, round(v, 3)) for k, v in phases.items()]
-    metrics.append(("ragops_restore_test_verified_bytes", labels, verified))
-    metrics.append(("ragops_restore_test_success", labels, 1.0 if ok else 0.0))
-    if budget:
-        metrics.append(("ragops_restore_test_rto_budget_seconds", labels, budget))
-    last = time.time() if ok else previous_success
-    if last is not None:
-        metrics.append(("ragops_restore_test_last_success_timestamp_seconds", labels, round(last, 3)))
-    return metrics
-
-
-def read_previous_success(target: Target) -> float | None:
-    if not target.settings.metrics_dir:
-        return None
-    text = target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom")
-    match = _LAST.search(text or "")
-    return float(match.group(1)) if match else None
-
-
 def run_restore_test(target: Target, source: Host, options: Options) -> StepResult:
     live_target = target if source.name == target.name else Target(host=source, dry=target.dry,
                                                                      ssh_config_file=target.ssh_config_file)
@@ -282,7 +257,7 @@ def run_restore_test(target: Target, source: Host, options: Options) -> StepResu
                       "verified_bytes": verified,
                       "scratch_dir": layout.root if options.keep else None, "checks": [c.to_dict() for c in checks],
                       "verify_failed": not ok, "stale": stale}
-    result.metrics = make_metrics(ok, rto, phases, verified, budget, read_previous_success(target), source.name)
+    result.metrics = record.make_metrics(ok, rto, phases, verified, budget, record.read_previous_success(target), source.name)
     drill_run.attach(result, checks, target, source.name)  # --drill: its report and metrics (no-op otherwise)
     return result
 
@@ -294,7 +269,7 @@ def make_restore_test_step(source: Host, options: Options) -> Step:
         except RagopsError as exc:  # no policy, no snapshot, unsafe scratch dir, missing tool: failed, metrics kept
             verify_failed = isinstance(exc, VerifyError)
             setup_error = exc.exit_code == ExitCode.CONFIG_ERROR
-            previous = read_previous_success(target)
+            previous = record.read_previous_success(target)
             metrics = [("ragops_restore_test_success", {"source": source.name}, 0.0)]
             if previous is not None:
                 metrics.append(("ragops_restore_test_last_success_timestamp_seconds", {"source": source.name}, previous))
