@@ -25,7 +25,8 @@ import pytest
 
 from ragops.backup.policy import load_policies
 from ragops.k8s.jobs import make_job_name, run_cronjob_now
-from ragops.k8s.render import make_files, make_pod_policy
+from ragops.k8s.render import make_files
+from ragops.k8s.render_namespace import make_pod_policy
 from ragops.k8s.settings import load_render_settings
 
 from . import real_stack
