@@ -48,6 +48,6 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """pytest; ``session.posargs`` are appended. Exit code 5 (no tests collected) fails the session."""
     verbose = any(a in ("-v", "-vv", "--verbose") for a in session.posargs)
-    defaults = ["-ra"] if verbose else ["-q", "-ra"]
+    defaults = ["-ra", "--durations=15"] if verbose else ["-q", "-ra", "--durations=15"]  # the slowest: the 30 min budget
     session.run(sys.executable, "-m", "pytest", *defaults, *session.posargs, env=_env(),
                 success_codes=[0])
