@@ -5,10 +5,11 @@ are equal and the drill's top-k ``ids`` hold at least ``min_overlap`` of the liv
 the same set). When answers differ, the store's state (``state_path``/``state_field``: document
 counts per collection) of both APIs tells why:
 
-- equal state: the snapshot serves different answers from the same store shape: **damage**
-  (check ``drill: answers match live`` fails);
-- different state: live was written after the snapshot: **drift** (check ``drill: live drift``
-  fails): the snapshot may be sound, but it no longer answers like production.
+- equal state, or a drill state unlike what the manifest recorded (per-collection counts: an
+  empty or partial store): **damage** (check ``drill: answers match live`` fails);
+- the drill holds what the snapshot recorded, live's state differs: live was written after the
+  snapshot: **drift** (check ``drill: live drift`` fails): the snapshot may be sound, but it no
+  longer answers like production.
 """
 
 from __future__ import annotations
@@ -91,14 +92,25 @@ def matches(drill: Answer, live: Answer, min_overlap: float) -> bool:
     return bool(drill.status) and drill.status == live.status and overlap(drill, live) >= min_overlap
 
 
+def holds_snapshot(drill_state: Any, snapshot_state: dict[str, int] | None) -> bool | None:
+    """Does the drill serve what the snapshot recorded (the manifest's per-collection counts)? None:
+    cannot tell (no counts recorded, or the state is not a {collection: count} mapping)."""
+    if not snapshot_state or not isinstance(drill_state, dict) or \
+            not all(isinstance(v, int) and not isinstance(v, bool) for v in drill_state.values()):
+        return None
+    return drill_state == snapshot_state
+
+
 def make_comparison(paths: list[str], drill: list[Answer], live: list[Answer], min_overlap: float,
-                    drill_state: Any, live_state: Any) -> Check:
-    """One check for all queries: matched, damage or drift (see the module doc)."""
+                    drill_state: Any, live_state: Any, snapshot_state: dict[str, int] | None = None) -> Check:
+    """One check for all queries: matched, damage or drift (see the module doc). A drill whose state
+    differs from what the snapshot recorded (an empty or partial store) is damage, never drift."""
     total = len(paths)
     bad = [(p, d, lv) for p, d, lv in zip(paths, drill, live, strict=True) if not matches(d, lv, min_overlap)]
     figures = {"answers_matched": total - len(bad), "answers_total": total, "min_overlap": min_overlap,
                "overlaps": [round(overlap(d, lv), 3) for d, lv in zip(drill, live, strict=True)]}
-    drifted = drill_state is not None and live_state is not None and drill_state != live_state
+    holds = holds_snapshot(drill_state, snapshot_state)
+    drifted = drill_state is not None and live_state is not None and drill_state != live_state and holds is not False
     if not bad:
         note = "; live changed after the snapshot but answers agree" if drifted else ""
         return Check("drill: answers match live", True,
@@ -110,9 +122,11 @@ def make_comparison(paths: list[str], drill: list[Answer], live: list[Answer], m
                      f"{len(bad)} of {total} answer(s) differ because live changed after the snapshot (state "
                      f"{_short(drill_state)} in the snapshot, {_short(live_state)} live): {detail}",
                      {**figures, "drift": True})
+    why = (f"the drill serves {_short(drill_state)} but the snapshot recorded {_short(snapshot_state)}"
+           if holds is False else f"the store's state is the same ({_short(live_state)})")
     return Check("drill: answers match live", False,
-                 f"{len(bad)} of {total} answer(s) differ while the store's state is the same "
-                 f"({_short(live_state)}): the snapshot answers unlike production: {detail}", {**figures, "damage": True})
+                 f"{len(bad)} of {total} answer(s) differ while {why}: the snapshot answers unlike production: {detail}",
+                 {**figures, "damage": True})
 
 
 def _short(value: Any) -> str:

@@ -10,6 +10,11 @@ Volumes are filled by a throwaway container of the service's own image (by id), 
 The fresh volume is empty, so the engine first copies the image's own TARGET into it (its owner is
 the image's service user): the restored files get that owner. The image needs ``sh``, ``cp``,
 ``stat`` and ``chown`` (every Debian/Alpine based image has them).
+
+`invoke drill.down` (:func:`run_drill_down`) removes drills kept with `restore-test --drill --keep` (or
+left by a `kill -9`): every container, volume and network labelled with a drill project of the host's
+live project (``docker.compose_project``), or the one named with --project, found by labels (no
+Compose file needed; --dry prints the commands). Live objects carry no drill label: never matched.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from ..backup.sources.container_scripts import make_docker_prefix
 from ..backup.sources.hooks import HostScripts
 from ..backup.sources.throwaway import LABEL as THROWAWAY
 from ..errors import StepError
+from ..report import FAILED, OK, StepResult
 from ..seam import CmdResult, Target, quote
-from .plan import LABEL, LIVE_LABEL, DrillPlan, DrillVolume
+from .plan import LABEL, LIVE_LABEL, DrillPlan, DrillVolume, check_project_name
 
 PROJECT_LABEL = "com.docker.compose.project"
 FILL = ('owner=$(stat -c %u:%g "$1") && if [ -d "$2" ]; then cp -R "$2"/. "$1"/; else cp "$2" "$1/$3"; fi '
@@ -173,3 +179,24 @@ def run_list_projects(target: Target, live_project: str | None = None) -> list[s
             if project and (live_project is None or live == live_project):
                 names.add(project)
     return sorted(names)
+
+
+def run_drill_down(target: Target, project: str | None = None) -> StepResult:
+    live = target.settings.docker.compose_project
+    projects = [check_project_name(project)] if project else run_list_projects(target, live)
+    removed: dict[str, dict[str, list[str]]] = {}
+    left: dict[str, dict[str, list[str]]] = {}
+    for name in projects:
+        removed[name] = run_leftovers(target, name)
+        rest = run_remove_project(target, name)
+        if rest and not target.dry:
+            left[name] = rest
+    details = {"projects": projects, "removed": removed, "left": left}
+    if left:
+        return StepResult("drill.down", FAILED, message=f"still left: {left}", details=details)
+    if not projects:
+        return StepResult("drill.down", OK, message=f"no drill project of {live or 'any live project'} on this engine",
+                          details=details)
+    counts = ", ".join(f"{p}: {sum(len(v) for v in removed[p].values())} object(s)" for p in projects)
+    verb = "would remove" if target.dry else "removed"
+    return StepResult("drill.down", OK, message=f"{verb} {counts}", details=details)

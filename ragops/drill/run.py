@@ -53,6 +53,17 @@ def find_restored_data(ctx: TestContext, doc: dict[str, Any], roles: dict[str, s
     return data
 
 
+def find_recorded_counts(doc: dict[str, Any]) -> dict[str, int] | None:
+    """The snapshot's per-collection document counts (the Chroma record's ``collections``: a list of
+    ``{name, count, ...}``); None when not recorded or not well-formed (an untrusted manifest)."""
+    for key, rec in registry.records_by_key(doc):
+        cols = rec.get("collections") if key == "chroma" else None
+        if isinstance(cols, list) and cols and all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                                   and type(c.get("count")) is int for c in cols):
+            return {c["name"]: c["count"] for c in cols}
+    return None
+
+
 def run_queries(target: Target, base_url: str, paths: list[str], timeout_s: float) -> list[Answer]:
     out = []
     for path in paths:
@@ -121,7 +132,8 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
         t0 = time.monotonic()
         for vol in plan.volumes:
             engine.run_create_volume(target, plan, vol)
-            pass
+            if vol.source:
+                engine.run_fill_volume(target, plan, vol)
         p["volumes"] = round(time.monotonic() - t0, 3)
         filled = [f"{v.name} ({v.service}:{v.target})" for v in plan.volumes if v.source]
         checks.append(Check("drill: volumes filled", True, f"{len(plan.volumes)} fresh volume(s) of project {plan.project}, "
@@ -149,7 +161,8 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
             p["all_answers"] = round(sum(a.seconds for a in drill_answers), 3)
             drill_state = run_state(target, plan.api_url, settings.state_path, settings.state_field,
                                     target.settings.api.timeout_s)
-            compared = make_comparison(paths, drill_answers, live_answers, settings.min_overlap, drill_state, live_state)
+            compared = make_comparison(paths, drill_answers, live_answers, settings.min_overlap, drill_state, live_state,
+                                       find_recorded_counts(doc))
             report.update(answers_matched=compared.figures["answers_matched"], answers_total=len(paths))
             checks.append(compared)
             rto_check = make_rto_check(p, ctx.policy.restore_test.rto_budget_s)

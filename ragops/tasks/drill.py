@@ -11,7 +11,7 @@ from .common import SHARED, execute, helps, parse_text_flag
 
 def make_down_plan(project: str | None):  # noqa: ANN201
     def plan(host: Host) -> list[Step]:  # called inside execute's usage_errors: a bad --project exits 2
-        from ..drill.down import run_drill_down
+        from ..drill.engine import run_drill_down
         from ..drill.plan import check_project_name
 
         name = parse_text_flag("project", project)

@@ -44,6 +44,7 @@ def base(data_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Any:
     env = DrillEnv(data_stack, tmp_path_factory.mktemp("drill"),
                    {"queries": make_queries(data_stack, nonce), "health_timeout_s": 90})
     env.nonce, env.queries = nonce, make_queries(data_stack, nonce)  # type: ignore[attr-defined]
+    data_stack.redis().set("drill:marker", nonce)  # in the snapshot's dump: the drill's Redis must hold it
     env.snapshot_id = env.backup()  # type: ignore[attr-defined]
     chroma = data_stack.container("chroma")["Id"]
     state = data_stack.engine.wait_health(chroma, "healthy", timeout=60)
@@ -94,6 +95,7 @@ def test_drill_passes_and_matches_live(data_stack: Stack, base: Any) -> None:
 def test_kept_drill_is_isolated_and_drill_down_removes_it(data_stack: Stack, base: Any) -> None:
     """--keep leaves the drill up: its containers run the live images by id on the drill volumes only,
     its Redis is not the live one (a key written there is not live); `invoke drill.down` removes it."""
+    warm_live(data_stack, base.queries)
     before = live_state(data_stack)
     step = base.drill(snapshot=base.snapshot_id, keep=True)
     assert step.status == "ok", failed(step)
@@ -116,6 +118,7 @@ def test_kept_drill_is_isolated_and_drill_down_removes_it(data_stack: Stack, bas
     import redis as redis_py
 
     drill_redis = redis_py.Redis(host="127.0.0.1", port=ports["redis"], socket_timeout=5)
+    assert drill_redis.get("drill:marker") == base.nonce.encode()  # the restored dump, loaded
     drill_redis.set("drill:only", project)
     assert data_stack.redis().get("drill:only") is None and drill_redis.get("drill:only") == project.encode()
     drill_redis.close()

@@ -115,6 +115,10 @@ def test_comparison_exact_ties_damage_and_drift() -> None:
     drift = make_comparison(["/q"], [near], live, 1.0, {"d": 3}, {"d": 4})
     assert not drift.ok and drift.check == "drill: live drift" and drift.figures["drift"]
     assert make_comparison(["/q"], [near], live, 0.6, {"d": 3}, {"d": 4}).ok  # a busy store: less overlap
+    # the drill holds what the snapshot recorded: drift; an empty (or partial) drill store: damage
+    assert make_comparison(["/q"], [near], live, 1.0, {"d": 3}, {"d": 4}, {"d": 3}).check == "drill: live drift"
+    empty = make_comparison(["/q"], [answer([], status=404)], live, 1.0, {}, {"d": 4}, {"d": 3})
+    assert empty.check == "drill: answers match live" and "the snapshot recorded" in empty.evidence
     assert not make_comparison(["/q"], [answer(["a", "b", "c"], status=503)], live, 0.0, None, None).ok
 
 
