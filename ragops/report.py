@@ -182,7 +182,10 @@ def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-_LAST_SUCCESS = re.compile(r"^ragops_step_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
+def find_metric_value(text: str | None, metric: str) -> float | None:
+    """The value of the first sample of ``metric`` (any labels) in a Prometheus textfile, or None."""
+    match = re.search(rf"^{re.escape(metric)}\{{[^}}]*\}} ([0-9.eE+]+)$", text or "", re.M)
+    return float(match.group(1)) if match else None
 
 
 def make_metrics_text(host: str, step: StepResult, now: float, previous: str | None) -> str:
@@ -190,9 +193,7 @@ def make_metrics_text(host: str, step: StepResult, now: float, previous: str | N
     labels = {"host": host, "step": step.step}
     last_success = now if step.status in (OK, DEGRADED) else None
     if last_success is None and previous:
-        match = _LAST_SUCCESS.search(previous)
-        if match:
-            last_success = float(match.group(1))
+        last_success = find_metric_value(previous, "ragops_step_last_success_timestamp_seconds")
     lines = []
 
     def gauge(name: str, help_text: str, value: float, extra: dict[str, str] | None = None) -> None:

@@ -12,7 +12,6 @@ service). Everything it made is removed in ``finally`` (also on failure and SIGT
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..backup.sources import registry
 from ..backup.sources.compose_roles import run_discover
 from ..backup.sources.hooks import Check, TestContext
 from ..errors import Interrupted, RagopsError
+from ..report import find_metric_value
 from ..seam import Target
 from ..steps.health import make_curl_command, parse_curl
 from . import engine
@@ -36,9 +36,6 @@ from .compare import (
 from .plan import DrillPlan, count_ports, make_drill_plan, make_project_name
 
 TEARDOWN = "drill: teardown"
-_LAST = re.compile(r"^ragops_restore_drill_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
-
-
 def find_restored_data(ctx: TestContext, doc: dict[str, Any], roles: dict[str, str]) -> dict[str, dict[str, tuple[str, str | None]]]:
     """service -> {mount target: (restored host path, file name)} for the Chroma dir and the Redis dump."""
     data: dict[str, dict[str, tuple[str, str | None]]] = {}
@@ -201,8 +198,8 @@ def find_report(checks: list[Check]) -> dict[str, Any] | None:
 def read_previous_success(target: Target) -> float | None:
     if not target.settings.metrics_dir:
         return None
-    match = _LAST.search(target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom") or "")
-    return float(match.group(1)) if match else None
+    text = target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom")
+    return find_metric_value(text, "ragops_restore_drill_last_success_timestamp_seconds")
 
 
 def make_metrics(report: dict[str, Any], source: str, previous: float | None) -> list[tuple[str, dict[str, str], float]]:

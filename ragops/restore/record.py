@@ -17,15 +17,14 @@ ts, ok, rto_s, phases, failed_checks}, ...]}``, newest last, the last 200 kept.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
+from ..report import find_metric_value
 from ..seam import Target
 
 FILE_NAME = "ragops-restore-verified.json"
 KEEP = 200
-_LAST = re.compile(r"^ragops_restore_test_last_success_timestamp_seconds\{[^}]*\} ([0-9.eE+]+)$", re.M)
 
 
 def make_record_path(settings: Any) -> str:
@@ -100,9 +99,8 @@ def make_metrics(ok: bool, rto: float, phases: dict[str, float], verified: float
     return metrics
 
 
-def read_previous_success(target: Target) -> float | None:
+def read_previous_success(target: Target, metric: str = "ragops_restore_test_last_success_timestamp_seconds") -> float | None:
+    """The last success timestamp ``metric`` in the restore test's textfile (the drill's too), or None."""
     if not target.settings.metrics_dir:
         return None
-    text = target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom")
-    match = _LAST.search(text or "")
-    return float(match.group(1)) if match else None
+    return find_metric_value(target.read_text(f"{target.settings.metrics_dir.rstrip('/')}/ragops_restore_verify.prom"), metric)
