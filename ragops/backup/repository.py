@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import output
+from ..errors import Interrupted, RagopsError
 from ..seam import CmdResult, Target, Tool, quote
 from ..steps.secrets import read_secret
 from .errors import (
@@ -245,15 +246,37 @@ def check_lock_holder(target: Target, err: RepoLockedError) -> bool:
     return res.exited == 0
 
 
+def run_unlock_after_interrupt(target: Target, repo: Repo) -> None:
+    """restic stopped by a signal may leave its lock (0.14 with an upload in flight, seen with
+    ``--limit-upload``: "cleaning up", exit, lock still there). Its process is gone, so the lock is
+    stale: ``restic unlock`` (stale locks only: another live process's lock stays) as cleanup that
+    the signal does not stop. Best effort: an error is reported, not raised over the interrupt."""
+    from .. import interrupts
+
+    with interrupts.shielded():
+        try:
+            unlock(target, repo)
+        except RagopsError as exc:
+            output.warn(target.name, f"{repo.describe()}: could not remove restic's lock after the interrupt: {exc}")
+
+
 def unlock(target: Target, repo: Repo) -> CmdResult:
     """`restic unlock`: removes stale locks only (never --remove-all). A write."""
     return run_restic(target, repo, ["unlock"], json=False, write=True, unlock_stale=False)
 
 
 def with_stale_lock_retry(target: Target, repo: Repo, fn: Callable[[], T]) -> T:
-    """Call fn; on a lock whose holder is gone run `restic unlock` and call fn once more."""
+    """Call fn; on a lock whose holder is gone run `restic unlock` and call fn once more. If a signal
+    stops fn's restic, its lock is removed too (``run_unlock_after_interrupt``)."""
+    def call() -> T:
+        try:
+            return fn()
+        except Interrupted:
+            run_unlock_after_interrupt(target, repo)
+            raise
+
     try:
-        return fn()
+        return call()
     except RepoLockedError as err:
         if not check_lock_holder(target, err):
             raise RepoLockedError(f"{err}: held by a live process; not broken (wait for it, or stop it)",
@@ -261,7 +284,7 @@ def with_stale_lock_retry(target: Target, repo: Repo, fn: Callable[[], T]) -> T:
         output.warn(target.name, f"{repo.describe()}: removing a stale lock ({err}) and retrying once")
         unlock(target, repo)
         err.stale = True
-        return fn()
+        return call()
 
 
 def parse_json_lines(stdout: str) -> list[dict[str, Any]]:

@@ -112,7 +112,13 @@ class SignalCase:
         assert proc.poll() is None, proc.communicate()
         if self.phase == "restic":  # the real restic is running, not only its wrapper
             wait_until(lambda: any(" backup " in p for p in self.restic_processes()), what="restic backup")
+            self.wait_for_lock()
         return proc
+
+    def wait_for_lock(self) -> None:
+        """Until restic holds its lock: a SIGINT while restic 0.14 is still creating it (key derivation,
+        then the lock file) can leave the lock behind, a restic race the tests must not hit by chance."""
+        wait_until(lambda: any((self.env.repo / "locks").iterdir()), what="restic's repository lock")
 
     def restic_processes(self) -> list[str]:
         return [p for p in procs_mentioning(str(self.tmp)) if "--limit-upload" in p]
@@ -234,6 +240,7 @@ def test_started_with_sigint_ignored_ragops_still_stops_restic_with_sigint_and_i
         wait_until(lambda: any(" backup " in p for p in case.restic_processes()) or proc.poll() is not None,
                    what="restic backup")
         assert proc.poll() is None, proc.communicate()
+        case.wait_for_lock()
         status = Path(f"/proc/{proc.pid}/status").read_text()
         assert int(next(x for x in status.splitlines() if x.startswith("SigIgn")).split()[1], 16) & 0x2  # ignored
         os.kill(proc.pid, signal.SIGTERM)
