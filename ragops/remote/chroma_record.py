@@ -206,7 +206,7 @@ def tree_key(path, params):
 
 def run_cached(path, probes, k, server, cache):
     """An unchanged copy (same files, sizes, mtimes, inodes) gets the record made for it last time."""
-    key = tree_key(path, [probes, k, server])
+    key = tree_key(path, [probes, k, server, "metric-from-schema"])  # a record made before that fix is not reused
     try:
         with open(cache, encoding="utf-8") as fh:
             old = json.load(fh)

@@ -4,7 +4,7 @@
   (tests/fixtures/docker_engine.py) with the cached stack images loaded (ragops/chroma, ragops/redis,
   ragops/rag-api from scripts/setup.d/60-images.sh); `loaded_images(engine)`: name -> CachedImage.
 - `data_stack` (module, same parameters): the same, one per test module that stops services or
-  writes data (tests/compose/test_data_tasks*.py).
+  writes data (tests/compose/test_data_tasks.py, test_data_faults.py).
 - `stack` (session, same parameters): a Compose project `rag<hex>` of chroma + redis + api on free
   loopback ports, up and healthy, with the collections of compose_stack.SEED added through the
   Chroma HTTP API. Teardown: `compose down -v`, checked to leave no container or volume, then the

@@ -23,7 +23,7 @@ from ...seam import CmdResult, Target, quote
 from .compose_roles import ServiceContainer, describe_container, redis_container_port, run_discover
 from .container_scripts import ContainerScripts, make_docker_prefix
 from .hooks import Scripts
-from .throwaway import Mount, make_name, make_run_command, run_tool
+from .throwaway import Mount, make_run_command, run_tool
 
 SERVER_PURPOSE = "redis-load"
 
@@ -73,12 +73,12 @@ def make_server_command(docker: str, image: str, name: str, directory: str, port
                             mounts=[Mount(directory, read_only=False)], network="host", detach=True)
 
 
-def run_start_server(target: Target, directory: str, port: int, aof_dir: str | None = None) -> tuple[str, CmdResult]:
-    """Start the throwaway server container (a read of the snapshot: also under --dry); (name, result)."""
+def run_start_server(target: Target, name: str, directory: str, port: int, aof_dir: str | None = None) -> CmdResult:
+    """Start the throwaway server container ``name`` (a read of the snapshot: also under --dry). The
+    caller records the name first: a signal during ``docker run -d`` may leave the container created."""
     image = run_discover(target).container("redis", target.name).image_id
-    name = make_name(SERVER_PURPOSE)
     docker = make_docker_prefix(target.settings.docker)
-    return name, target.run(make_server_command(docker, image, name, directory, port, aof_dir))
+    return target.run(make_server_command(docker, image, name, directory, port, aof_dir))
 
 
 def run_wait(target: Target, scripts: Scripts, name: str, port: int, timeout: float) -> tuple[bool, str]:

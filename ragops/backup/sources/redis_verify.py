@@ -122,13 +122,15 @@ def start(ctx: TestContext, record: dict[str, Any], *, timeout: float = 600) -> 
 
 def start_in_container(ctx: TestContext, src: str, d: str, aof_dir: str | None, timeout: float) -> list[Check]:
     """The throwaway redis-server as a container of the redis service's image (redis_containers)."""
-    from .redis_containers import run_start_server, run_wait
+    from .redis_containers import SERVER_PURPOSE, run_start_server, run_wait
+    from .throwaway import make_name
 
     why = ""
     for _ in range(3):  # a port can be taken between picking and binding: pick again
         port = int(ctx.scripts.run_script("free_port", []).stdout.strip())
-        name, started = run_start_server(ctx.target, d, port, aof_dir)
-        ctx.state.setdefault(CONTAINERS, []).append(name)
+        name = make_name(SERVER_PURPOSE)
+        ctx.state.setdefault(CONTAINERS, []).append(name)  # before it exists: `end` removes it whatever happens
+        started = run_start_server(ctx.target, name, d, port, aof_dir)
         if not started.ok:
             return [Check("redis: dump loads", False, f"throwaway redis-server container did not start (exit "
                           f"{started.exited}): {(started.stderr or started.stdout).strip()[-300:]}")]
