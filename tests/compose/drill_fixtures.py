@@ -18,6 +18,7 @@ from ragops.config import load_config
 from ragops.restore.run import Options, make_restore_test_step
 from ragops.runner import run_host
 from ragops.seam import Target
+from tests.fixtures.backup_helpers import ResticRepoReads
 from tests.fixtures.compose_stack import Stack
 
 PW = "correct horse battery staple\n"
@@ -33,7 +34,7 @@ def make_queries(stack: Stack, nonce: str, n: int = 4) -> list[dict[str, Any]]:
     return out
 
 
-class DrillEnv:
+class DrillEnv(ResticRepoReads):
     """ragops.yaml (host local, deployment compose, data_tasks containers, api.url) + a restic repo +
     policies: ``t`` (the drill's defaults plus ``drill``) and any added with :meth:`add_policy`."""
 
@@ -67,17 +68,6 @@ class DrillEnv:
         return subprocess.run(["restic", "-r", str(self.repo), "--password-file", str(self.pw), "--cache-dir",
                                str(self.root / "cache"), *args], capture_output=True, text=True, check=check, timeout=300)
 
-    def snapshots(self) -> list[dict[str, Any]]:
-        return list(json.loads(self.restic("snapshots", "--json").stdout or "[]"))
-
-    def restore(self, snapshot_id: str, dest: Path) -> Path:
-        self.restic("restore", snapshot_id, "--target", str(dest))
-        return dest
-
-    def manifest(self, restored: Path) -> dict[str, Any]:
-        found = list(restored.rglob("ragops-manifest.json"))
-        assert len(found) == 1, found
-        return dict(json.loads(found[0].read_text()))
 
     def add_policy(self, name: str, drill: dict[str, Any], budget: float | None = None) -> None:
         policy = {"repository": {"url": str(self.repo), "password_file": str(self.pw), "cache_dir": str(self.root / "cache")},
