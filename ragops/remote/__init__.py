@@ -20,13 +20,13 @@ MAIN_GUARD = 'if __name__ == "__main__":'
 # the shared pieces (no __main__ of their own)
 PIECES = frozenset({
     "json_result",  # check() entries and the JSON __main__ (run_json_main)
-    "chroma_common",  # MODEL_KEYS, find_sparse_files, parse (argv)
+    "chroma_common",  # MODEL_KEYS, find_sparse_files, parse (argv), read_stored_metric
 })
 # script -> the pieces shipped in front of it, in this order
 NEEDS: dict[str, tuple[str, ...]] = {
     "chroma_inspect": ("json_result", "chroma_common"),
     "chroma_record": ("json_result", "chroma_common"),
-    "chroma_selfcheck": ("json_result",),
+    "chroma_selfcheck": ("json_result", "chroma_common"),
     "mirror_sync": ("json_result",),
     "restore_guard": ("json_result",),
 }

@@ -1,8 +1,9 @@
 """What the Chroma host scripts share (a piece: ``ragops.remote.NEEDS`` ships it in front of
-``chroma_inspect`` and ``chroma_record``, so there is one copy): the metadata keys naming a
-collection's embedding model, the torn-copy test on segment files, and the argv parser
-(positional words, ``--name value`` options)."""
+``chroma_inspect``, ``chroma_record`` and ``chroma_selfcheck``, so there is one copy): the metadata keys naming a
+collection's embedding model, the torn-copy test on segment files, the argv parser
+(positional words, ``--name value`` options) and a collection's space read from its sqlite rows."""
 
+import json
 import os
 
 MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
@@ -32,3 +33,19 @@ def parse(argv):
         else:
             pos.append(a)
     return pos, opts
+
+
+def read_stored_metric(meta, config_text, schema_text=None):
+    """The collection's space: metadata ``hnsw:space`` (0.x), the configuration's hnsw/spann space,
+    or (chromadb >= 1.1, a collection made with ``configuration=``) the schema's vector index space."""
+    for text, path in ((config_text, ("hnsw", "space")), (config_text, ("spann", "space")),
+                       (schema_text, ("keys", "#embedding", "float_list", "vector_index", "config", "space"))):
+        try:
+            node = json.loads(text or "{}")
+            for key in path:
+                node = node[key]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(node, str) and not meta.get("hnsw:space"):
+            return node
+    return meta.get("hnsw:space") or "l2"

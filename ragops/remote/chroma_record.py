@@ -29,7 +29,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # shipped composed, these pieces in front (ragops.remote.NEEDS); imported for linters only
-    from ragops.remote.chroma_common import MODEL_KEYS, find_sparse_files, parse
+    from ragops.remote.chroma_common import MODEL_KEYS, find_sparse_files, parse, read_stored_metric
     from ragops.remote.json_result import check, run_json_main
 
 ADDS, DELETE = (0, 2), 3  # embeddings_queue.operation: ADD, UPDATE, UPSERT, DELETE
@@ -38,22 +38,6 @@ ADDS, DELETE = (0, 2), 3  # embeddings_queue.operation: ADD, UPDATE, UPSERT, DEL
 def read_metadata(db, collection_id):
     rows = db.execute("SELECT key, str_value FROM collection_metadata WHERE collection_id = ?", (collection_id,))
     return {k: v for k, v in rows if v is not None}
-
-
-def read_metric(meta, config_text, schema_text=None):
-    """The collection's space: metadata ``hnsw:space`` (0.x), the configuration's hnsw/spann space,
-    or (chromadb >= 1.1, a collection made with ``configuration=``) the schema's vector index space."""
-    for text, path in ((config_text, ("hnsw", "space")), (config_text, ("spann", "space")),
-                       (schema_text, ("keys", "#embedding", "float_list", "vector_index", "config", "space"))):
-        try:
-            node = json.loads(text or "{}")
-            for key in path:
-                node = node[key]
-        except (ValueError, KeyError, TypeError):
-            continue
-        if isinstance(node, str) and not meta.get("hnsw:space"):
-            return node
-    return meta.get("hnsw:space") or "l2"
 
 
 def read_pending(db, collection_id, segment_id):
@@ -107,7 +91,7 @@ def describe_collection(db, cid, name, dimension, config_text, probes, schema_te
     probe_ids = [eid for _k, eid in sorted(heap, key=lambda kv: kv[0].key)]
     model = next((str(meta[k]) for k in MODEL_KEYS if meta.get(k)), None)
     return {"name": name, "id": cid, "count": count, "get_ids": count, "dimension": dimension,
-            "metric": read_metric(meta, config_text, schema_text), "embedding_model": model, "ids_digest": digest.hexdigest(),
+            "metric": read_stored_metric(meta, config_text, schema_text), "embedding_model": model, "ids_digest": digest.hexdigest(),
             "probes": [{"id": i, "top_k": None} for i in probe_ids]}
 
 

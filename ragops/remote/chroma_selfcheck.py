@@ -34,34 +34,16 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # shipped composed, json_result.py in front (ragops.remote.NEEDS); for linters only
-    from ragops.remote.json_result import run_json_main
+if TYPE_CHECKING:  # shipped composed, these pieces in front (ragops.remote.NEEDS); for linters only
+    from ragops.remote.chroma_common import MODEL_KEYS, read_stored_metric
+    from ragops.remote.json_result import check, run_json_main
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # numpy's OpenBLAS starts one thread per CPU, each with its own ~32 MiB buffer: under a memory cap
 # (RLIMIT_DATA counts them) the need would grow with the host's CPU count. One thread: the need is
 # the same on every host (memory_preflight's estimate), and nothing here is BLAS-bound.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-MODEL_KEYS = ("embedding_model", "embedding_model_name", "model", "model_name")
 MIN_SELF_RECALL = 0.75
-
-
-def check(name, ok, evidence):
-    return {"check": name, "ok": bool(ok), "evidence": evidence}
-
-
-def find_space(config_text, schema_text):
-    for text, path in ((config_text, ("hnsw", "space")), (config_text, ("spann", "space")),
-                       (schema_text, ("keys", "#embedding", "float_list", "vector_index", "config", "space"))):
-        try:
-            node = json.loads(text or "{}")
-            for key in path:
-                node = node[key]
-            if isinstance(node, str):
-                return node
-        except (ValueError, KeyError, TypeError):
-            continue
-    return None
 
 
 def run_schema(path):
@@ -76,7 +58,7 @@ def run_schema(path):
                                    "where collection_id = ?", (cid,)).fetchall())
             model = next((str(meta[k]) for k in MODEL_KEYS if meta.get(k)), None)
             out.append({"name": name, "id": cid, "dimension": dim, "embedding_model": model,
-                        "metric": meta.get("hnsw:space") or find_space(config_text, schema_text) or "l2"})
+                        "metric": read_stored_metric(meta, config_text, schema_text)})
     finally:
         db.close()
     return {"ok": True, "dir": path, "collections": out}
