@@ -20,11 +20,14 @@ SIGKILL after ``interrupts.GRACE_S``.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from subprocess import PIPE, Popen
+from subprocess import run as run_process
 from typing import Any
 
 from . import interrupts
@@ -67,13 +70,9 @@ def make_default_sigint_command(script: str) -> str:
     A process started with SIGINT ignored (``cmd &`` from a non-interactive shell, some supervisors)
     passes that on to every child, and a shell cannot un-ignore it; restic (< 0.16) removes its
     lock only on the SIGINT ragops sends first. ``exec`` keeps the pid (the guard's ``$$``/``$PPID``)."""
-    import shlex
-    import subprocess
-    import sys
-
     if not _ENV_DEFAULT_SIGNAL:
         try:
-            ok = subprocess.run(["env", "--default-signal=INT", "true"], capture_output=True).returncode == 0
+            ok = run_process(["env", "--default-signal=INT", "true"], capture_output=True).returncode == 0
         except OSError:
             ok = False
         _ENV_DEFAULT_SIGNAL.append(ok)

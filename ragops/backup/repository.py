@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .. import output
+from .. import interrupts, output
 from ..errors import Interrupted, RagopsError
 from ..seam import CmdResult, Target, Tool, quote
 from ..steps.secrets import read_secret
@@ -251,8 +251,6 @@ def run_unlock_after_interrupt(target: Target, repo: Repo) -> None:
     ``--limit-upload``: "cleaning up", exit, lock still there). Its process is gone, so the lock is
     stale: ``restic unlock`` (stale locks only: another live process's lock stays) as cleanup that
     the signal does not stop. Best effort: an error is reported, not raised over the interrupt."""
-    from .. import interrupts
-
     with interrupts.shielded():
         try:
             unlock(target, repo)
