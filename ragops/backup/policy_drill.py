@@ -14,6 +14,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from ..config import CannedQuery, Model
+from .policy_sources import check_cron
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -48,8 +49,15 @@ class DrillSettings(Model):
 
     services: DrillRoles = Field(default_factory=DrillRoles, description="Which environment variables carry each role's port and URL (services with network_mode: host).")
     environment: dict[str, dict[str, str]] = Field(default_factory=dict, description="Extra environment per Compose service for the drill only (service -> {VAR: value}), e.g. to switch off outgoing webhooks or paid model keys in a drill.")
-    queries: list[CannedQuery] = Field(default_factory=list, description="Queries asked of the drill API and the live API (api.url); empty: the host's docker.release.queries. Their JSON answers' `ids` (top-k) and status are compared. Required: the manifest's probes are stored vectors, not texts the API could be asked.")
+    queries: list[CannedQuery] = Field(default_factory=list, description="Queries asked of the drill API and the live API (api.url); empty: the host's docker.release.queries. Their JSON answers' `ids` (top-k) and status are compared. None configured: the manifest's Chroma probes are asked by their stored vectors of the drill's and the live Chroma server (chroma.url, else the chroma service's port).")
     min_overlap: float = Field(1.0, ge=0.0, le=1.0, description="Minimum share of the live answer's top-k ids the drill's answer must contain. 1.0 (exact) fits an idle store; a store written while the snapshot ages needs less (new documents enter the live top-k).")
     health_timeout_s: float = Field(180.0, gt=0, description="How long every drill service may take to become healthy (HEALTHCHECK), seconds.")
     state_path: str = Field("/status", pattern=r"^/", description="API path whose JSON describes the store (document counts), asked of both APIs: when it differs, answers that differ are reported as drift (live changed after the snapshot), not damage.")
+    history_file: str = Field("/var/lib/ragops/drill-history.jsonl", pattern=r"^/", description="JSON-lines record of every drill's outcome on the host (snapshot id, time, passed, RTO, answers matched; the last 500 kept), shown by `backup.snapshots` (column drill). Not a restic tag: `restic tag` rewrites the snapshot under a new id.")
+    cadence: str | None = Field(None, description="When the scheduled drill (`restore-test --drill`, which includes the data checks) runs: a 5-field cron expression (scripts/install-schedule.sh --task drill --policy FILE); null: no scheduled drill. Schedule it instead of, not beside, restore_test.cadence's plain restore test at the same time.")
     state_field: str = Field("documents", description="Field of the state_path answer that is compared (the whole answer when absent).")
+
+    @field_validator("cadence")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(cls, value)

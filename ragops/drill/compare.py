@@ -102,30 +102,32 @@ def holds_snapshot(drill_state: Any, snapshot_state: dict[str, int] | None) -> b
 
 
 def make_comparison(paths: list[str], drill: list[Answer], live: list[Answer], min_overlap: float,
-                    drill_state: Any, live_state: Any, snapshot_state: dict[str, int] | None = None) -> Check:
-    """One check for all queries: matched, damage or drift (see the module doc). A drill whose state
-    differs from what the snapshot recorded (an empty or partial store) is damage, never drift."""
+                    drill_state: Any, live_state: Any, snapshot_state: dict[str, int] | None = None,
+                    questions: str = "queries") -> Check:
+    """One check for all queries (or probes: ``questions``): matched, damage or drift (see the module doc).
+    A drill whose state differs from what the snapshot recorded (an empty or partial store) is damage, never drift."""
     total = len(paths)
     bad = [(p, d, lv) for p, d, lv in zip(paths, drill, live, strict=True) if not matches(d, lv, min_overlap)]
-    figures = {"answers_matched": total - len(bad), "answers_total": total, "min_overlap": min_overlap,
+    asked = "query answer(s)" if questions == "queries" else "probe answer(s) (the manifest's Chroma probes by vector)"
+    figures = {"answers_matched": total - len(bad), "answers_total": total, "min_overlap": min_overlap, "questions": questions,
                "overlaps": [round(overlap(d, lv), 3) for d, lv in zip(drill, live, strict=True)]}
     holds = holds_snapshot(drill_state, snapshot_state)
     drifted = drill_state is not None and live_state is not None and drill_state != live_state and holds is not False
     if not bad:
         note = "; live changed after the snapshot but answers agree" if drifted else ""
         return Check("drill: answers match live", True,
-                     f"{total} of {total} answer(s) match live (min overlap {min_overlap:g}){note}", figures)
+                     f"{total} of {total} {asked} match live (min overlap {min_overlap:g}){note}", figures)
     detail = "; ".join(f"{p}: drill {d.describe()}, live {lv.describe()} (overlap {overlap(d, lv):.2f})"
                        for p, d, lv in bad[:3])
     if drifted:
         return Check("drill: live drift", False,
-                     f"{len(bad)} of {total} answer(s) differ because live changed after the snapshot (state "
+                     f"{len(bad)} of {total} {asked} differ because live changed after the snapshot (state "
                      f"{_short(drill_state)} in the snapshot, {_short(live_state)} live): {detail}",
                      {**figures, "drift": True})
     why = (f"the drill serves {_short(drill_state)} but the snapshot recorded {_short(snapshot_state)}"
            if holds is False else f"the store's state is the same ({_short(live_state)})")
     return Check("drill: answers match live", False,
-                 f"{len(bad)} of {total} answer(s) differ while {why}: the snapshot answers unlike production: {detail}",
+                 f"{len(bad)} of {total} {asked} differ while {why}: the snapshot answers unlike production: {detail}",
                  {**figures, "damage": True})
 
 

@@ -23,7 +23,7 @@ from ..errors import Interrupted, RagopsError
 from ..report import find_metric_value
 from ..seam import Target
 from ..steps.health import make_curl_command, parse_curl
-from . import engine
+from . import engine, history, probes
 from .compare import (
     Answer,
     first_match_at,
@@ -100,14 +100,17 @@ def run_wait_healthy(target: Target, plan: DrillPlan, timeout_s: float) -> Check
 def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases: dict[str, float]) -> list[Check]:
     target, settings = ctx.target, ctx.policy.restore_test.drill
     report: dict[str, Any] = {"project": None, "kept": False, "phases": {"restore": round(phases.get("restore", 0.0), 3)},
-                              "rto_s": None, "answers_matched": 0, "answers_total": 0, "ok": False}
+                              "rto_s": None, "answers_matched": 0, "answers_total": 0, "ok": False,
+                              "history_file": settings.history_file}
     queries = settings.queries or target.settings.docker.release.queries
+    report["questions"] = "queries" if queries else "probes"
+    probe_sets, refused = ([], []) if queries else probes.make_probe_sets(doc)
     live_url = ctx.live_target.settings.api.url
     problem = ("the restore produced no manifest: nothing to drill" if doc is None else
                "--drill runs on the source host's own engine (it starts the live images): not with --on"
                if target.name != ctx.live_target.name else
-               "no drill queries: set restore_test.drill.queries in the policy (or docker.release.queries); the "
-               "manifest's probes are stored vectors, not texts the API can be asked" if not queries else
+               "no drill queries (restore_test.drill.queries, docker.release.queries) and the manifest records no "
+               "usable Chroma probes" + (f" ({'; '.join(refused[:3])})" if refused else "") if not queries and not probe_sets else
                "api.url is not set: the live API's answers are the reference" if not live_url else "")
     if problem:
         return [Check("drill: setup", False, problem), Check(TEARDOWN, True, "nothing started", report)]
@@ -137,6 +140,12 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
                             f"filled from the snapshot: {', '.join(filled) or 'none'}", {"ports": plan.ports}))
         paths = [q.path for q in queries]
         live_answers = run_queries(target, live_url, paths, target.settings.api.timeout_s)
+        chroma_urls = (None, None) if queries else (
+            probes.find_drill_chroma_url(plan.ports, stack.roles.get("chroma")),
+            probes.find_live_chroma_url(ctx.live_target, live, stack.roles.get("chroma"), settings.services.chroma.port_env))
+        if not queries and not all(chroma_urls):
+            raise RagopsError("probe questions need the Chroma servers' ports: set chroma.url (live) and "
+                              "restore_test.drill.services.chroma.port_env, or publish the chroma service's port")
         live_state = run_state(target, live_url, settings.state_path, settings.state_field, target.settings.api.timeout_s)
         compose_file = f"{layout.root}/drill/compose.json"
         target.put_text(json.dumps(plan.compose, indent=1, sort_keys=True) + "\n", compose_file, mode="0600")
@@ -151,7 +160,14 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
         checks.append(healthy)
         if healthy.ok:
             p["healthy"] = round(time.monotonic() - t0, 3)
-            drill_answers = run_queries(target, plan.api_url, paths, target.settings.api.timeout_s)
+            if queries:
+                drill_answers = run_queries(target, plan.api_url, paths, target.settings.api.timeout_s)
+            else:
+                paths, drill_answers, live_answers, bad = probes.run_probe_answers(
+                    target, str(chroma_urls[0]), str(chroma_urls[1]), probe_sets, target.settings.chroma.timeout_s)
+                if bad or refused or not paths:
+                    checks.append(Check("drill: setup", False, "probe questions refused: "
+                                        + "; ".join((bad + refused)[:3] or ["no probe vector in the drill's Chroma"])))
             first = first_match_at(drill_answers, live_answers, settings.min_overlap)
             if first is not None:
                 p["first_answer"] = first
@@ -159,7 +175,7 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
             drill_state = run_state(target, plan.api_url, settings.state_path, settings.state_field,
                                     target.settings.api.timeout_s)
             compared = make_comparison(paths, drill_answers, live_answers, settings.min_overlap, drill_state, live_state,
-                                       find_recorded_counts(doc))
+                                       find_recorded_counts(doc), questions=report["questions"])
             report.update(answers_matched=compared.figures["answers_matched"], answers_total=len(paths))
             checks.append(compared)
             rto_check = make_rto_check(p, ctx.policy.restore_test.rto_budget_s)
@@ -223,4 +239,10 @@ def attach(result: Any, checks: list[Check], target: Target, source: str) -> Non
     if report is None:
         return
     result.details["drill"] = report
+    snapshot = result.details.get("snapshot")
+    if snapshot and report.get("history_file"):
+        try:
+            history.run_append(target, report["history_file"], history.make_record(report, str(snapshot), source))
+        except RagopsError as exc:
+            output.warn(target.name, f"drill not recorded in {report['history_file']}: {exc}")
     result.metrics = list(result.metrics or []) + make_metrics(report, source, read_previous_success(target))

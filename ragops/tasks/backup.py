@@ -67,7 +67,7 @@ def init(c, host=None, config=None, policy=None, dry=False, json_=False, paralle
 
 @task(help={**_flags(*SHARED), "dry": "Accepted for symmetry: listing snapshots only reads."})
 def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, parallel=None, fail_percent=None):
-    """List the host's snapshots with time, size, tags, and where each one exists (primary/secondary)."""
+    """List the host's snapshots with time, size, tags, where each one exists (primary/secondary), restore tests and drills."""
     from ..backup import restic
     from ..backup.maintenance import load_named_policy, make_skipped
 
@@ -80,20 +80,23 @@ def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, pa
         second = []
         if pol.secondary is not None:
             second = restic.snapshots(target, restic.make_repo(target, pol.secondary, role="secondary"), host=target.name)
+        from ..drill.history import describe_drill, find_drill, read_history
         from ..restore.record import describe_verification, find_verification, read_verified
 
         verified = read_verified(target)  # restore-test outcomes (ragops/restore/record.py)
+        drills = read_history(target, pol.restore_test.drill.history_file)  # drill outcomes (ragops/drill/history.py)
         rows = []
         for snap in primary:
             summary = snap.raw.get("summary") or {}
             where = ["primary"] + (["secondary"] if any(s.matches(snap.id) for s in second) else [])
             found = find_verification(verified, snap.id, snap.original)
+            drilled = find_drill(drills, snap.id, snap.original)
             rows.append({"id": snap.short_id, "time": snap.time[:19], "tags": snap.tags, "paths": snap.paths,
                          "bytes": summary.get("total_bytes_processed"), "files": summary.get("total_files_processed"),
-                         "in": where, "verified": found})
+                         "in": where, "verified": found, "drill": drilled})
             size = f"{rows[-1]['bytes']} B" if rows[-1]["bytes"] is not None else "size n/a (restic < 0.17)"
             output.info(target.name, f"{snap.short_id} {snap.time[:19]} {size} tags={','.join(snap.tags)} in={'+'.join(where)}"
-                        f" restore-test={describe_verification(found)}")
+                        f" restore-test={describe_verification(found)} drill={describe_drill(drilled)}")
         return StepResult("backup.snapshots", OK, message=f"{len(rows)} snapshot(s) ({name})",
                           details={"policy": name, "snapshots": rows})
 

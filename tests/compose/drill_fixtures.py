@@ -42,6 +42,7 @@ class DrillEnv(ResticRepoReads):
         self.stack, self.root = stack, root
         root.mkdir(parents=True, exist_ok=True)
         self.repo, self.pw, self.staging = root / "repo", root / "pw", root / "staging"
+        self.history = root / "state" / "drill-history.jsonl"  # restore_test.drill.history_file of every policy
         self.pw.write_text(PW)
         (root / "policies").mkdir(exist_ok=True)
         self.add_policy("t", drill)
@@ -75,7 +76,8 @@ class DrillEnv(ResticRepoReads):
                               "chroma": {"strategy": "stop", "stop": {"compose_service": "chroma", "timeout_s": 60},
                                          "copy_mode": "mirror", "probes": 3, "probe_k": 5}},
                   "retention": {"keep_last": 50}, "tags": ["test"],
-                  "restore_test": {"drill": drill, **({"rto_budget_s": budget} if budget else {})}}
+                  "restore_test": {"drill": {"history_file": str(self.history), **drill},
+                                   **({"rto_budget_s": budget} if budget else {})}}
         (self.root / "policies" / f"{name}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
 
     def host(self) -> Any:

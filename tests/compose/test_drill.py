@@ -8,9 +8,11 @@ data tasks' ones, tested on both engines in test_data_tasks.py; a second engine 
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -214,6 +216,109 @@ def test_sigterm_during_the_drill_leaves_nothing(data_stack: Stack, base: Any) -
     assert "interrupted" in out + err
     assert drill_objects(data_stack) == {} and scratch_dirs(base) == []
     assert live_state(data_stack)["containers"] == before
+
+
+def engine_objects(stack: Stack) -> dict[str, list[str]]:
+    e = stack.engine
+    return {"containers": sorted(e.run("ps", "-aq", "--no-trunc").stdout.split()),
+            "volumes": sorted(e.run("volume", "ls", "-q").stdout.split()),
+            "networks": sorted(e.run("network", "ls", "-q").stdout.split())}
+
+
+def test_dry_drill_prints_the_plan_and_starts_nothing(data_stack: Stack, base: Any) -> None:
+    """`restore-test --dry --drill`: the plan (project, images by id, fresh volumes, ports, questions)
+    and the commands, from reads only: no container, volume or network created, no scratch dir."""
+    before = engine_objects(data_stack)
+    res = invoke("restore-test", "--config", str(base.config), "--dry", "--drill", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert engine_objects(data_stack) == before and scratch_dirs(base) == []
+    step = report_json(res.stdout)["hosts"][0]["steps"][0]
+    plan, commands = step["details"]["drill_plan"], step["details"]["commands"]
+    project = plan["project"]
+    assert re.fullmatch(rf"{data_stack.name}-drill-[0-9a-f]{{6}}", project), plan
+    assert plan["images"] == {s: data_stack.container(s)["Image"] for s in ("chroma", "redis", "api")}
+    assert sorted(plan["volumes"]) == [f"{project}_chroma_data", f"{project}_redis_data"]
+    assert not set(plan["volumes"]) & set(before["volumes"])
+    assert set(plan["ports"].values()).isdisjoint({data_stack.chroma_port, data_stack.redis_port, data_stack.api_port})
+    assert plan["questions"] == [q["path"] for q in base.queries]
+    assert any(f"compose -p {project} -f" in c and c.endswith(" up -d") for c in commands), commands
+    assert sum("volume create" in c for c in commands) == 2 and any("rm -f -v" in c for c in commands)
+    assert f"(dry run) drill project: \"{project}\"" in res.stderr and "(dry run) " in res.stderr
+    assert invoke("restore-test", "--config", str(base.config), "--dry").returncode == 2  # without --drill: refused
+
+
+def test_drill_without_queries_asks_the_manifests_probes_and_marks_the_snapshot(data_stack: Stack, base: Any) -> None:
+    """No queries configured: the manifest's Chroma probes, by their stored vectors, are asked of the
+    drill's and the live Chroma server; the outcome is recorded and `backup.snapshots` shows it (a
+    malformed line in the record is ignored with a warning)."""
+    base.add_policy("probes", {"health_timeout_s": 90})
+    before = live_state(data_stack)
+    step = base.drill(snapshot=base.snapshot_id, policy="probes")
+    assert step.status == "ok", failed(step)
+    answers = check(step, "drill: answers match live")
+    assert answers["figures"]["questions"] == "probes" and "probe answer(s)" in answers["evidence"], answers
+    assert answers["figures"]["answers_matched"] == answers["figures"]["answers_total"] == 6, answers  # 3 x 2 collections
+    report = step.details["drill"]
+    assert report["questions"] == "probes" and report["ok"] and report["rto_s"]
+    assert live_state(data_stack)["containers"] == before["containers"] and drill_objects(data_stack) == {}
+    lines = base.history.read_text().splitlines()
+    last = json.loads(lines[-1])
+    assert last["snapshot_id"].startswith(base.snapshot_id) and len(last["snapshot_id"]) == 64 and last["ok"] is True and last["questions"] == "probes"
+    assert last["answers_matched"] == 6 and last["rto_s"] == report["rto_s"]
+    with base.history.open("a") as f:
+        f.write('not json\n{"snapshot_id": "../../etc", "ok": "yes"}\n')
+    res = invoke("backup.snapshots", "--config", str(base.config), "--policy", "probes", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 malformed line(s) ignored" in res.stderr, res.stderr[-2000:]
+    rows = report_json(res.stdout)["hosts"][0]["steps"][0]["details"]["snapshots"]
+    row = next(r for r in rows if last["snapshot_id"].startswith(r["id"]))
+    assert row["drill"]["ok"] is True and row["drill"]["ts"] == last["ts"], row
+    text = " ".join(res.stderr.split())  # the console may wrap long lines
+    assert re.search(rf"{row['id']} .*? drill=passed \S+ \(RTO [0-9.]+s, 6/6 answers\)", text), text[-2000:]
+
+
+def test_backup_and_probe_drill_over_ssh(data_stack: Stack, base: Any, sshd: Any) -> None:
+    """The same stack as a remote host: `invoke backup` and `restore-test --drill` (no queries: the
+    probes, POSTed with curl on the host) run every command over SSH (the test sshd on 127.0.0.2),
+    the private engine reached through docker.docker_host. Both pass; afterwards no SSH connection
+    of ragops and none of the drill's ports is left open."""
+    import yaml
+
+    from tests.fixtures.fleet_helpers import make_host_entry
+    from tests.fixtures.services import port_open
+
+    base.add_policy("ssh", {"health_timeout_s": 90})
+    defaults = yaml.safe_load(base.config.read_text())["defaults"]
+    defaults["backup"] = {**defaults["backup"], "policy": "ssh"}
+    config = base.root / "ssh.yaml"
+    config.write_text(yaml.safe_dump({"defaults": defaults, "hosts": {"h2": make_host_entry(sshd, "127.0.0.2")}}))
+
+    def ssh_sessions() -> int:
+        out = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{sshd.port} )"],
+                             capture_output=True, text=True, check=True).stdout
+        return len(out.splitlines())
+
+    sessions = ssh_sessions()
+    log = sshd.dir / "sshd.log"
+    accepted = log.read_text().count("Accepted publickey")
+    res = invoke("backup", "--config", str(config), "--host", "h2", "--json")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    snap = report_json(res.stdout)["hosts"][0]["steps"][0]["details"]["snapshot_id"]
+    before = live_state(data_stack)["containers"]
+    res = invoke("restore-test", "--config", str(config), "--host", "h2", "--drill", "--json")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    step = report_json(res.stdout)["hosts"][0]["steps"][0]
+    assert step["details"]["snapshot"].startswith(snap) and step["details"]["source"] == "h2"
+    report = step["details"]["drill"]
+    assert report["ok"] and report["questions"] == "probes" and report["answers_matched"] == 6, step["details"]["checks"]
+    ports = next(c for c in step["details"]["checks"] if c["check"] == "drill: volumes filled")["figures"]["ports"]
+    assert ports and not any(port_open("127.0.0.1", p) for p in ports.values()), ports
+    assert ssh_sessions() == sessions
+    assert log.read_text().count("Accepted publickey") >= accepted + 2  # both tasks connected over SSH
+    assert drill_objects(data_stack) == {} and scratch_dirs(base) == []
+    assert live_state(data_stack)["containers"] == before  # the drill left the live containers alone
+    last = json.loads(base.history.read_text().splitlines()[-1])
+    assert last["host"] == "h2" and last["snapshot_id"].startswith(snap) and last["ok"]
 
 
 def test_live_changed_after_the_snapshot_is_reported_as_drift(data_stack: Stack, base: Any) -> None:

@@ -143,7 +143,8 @@ def test_drill_settings_are_described_and_strict() -> None:
 
 
 def test_drill_usage_errors_exit_2_before_anything_runs(tmp_path: Any) -> None:
-    """`restore-test --drill` on a bare host, without queries, or without api.url: one message, exit 2."""
+    """`restore-test --drill` on a bare host or without api.url: one message, exit 2 (without queries the
+    manifest's probes are asked: test_drill.py)."""
     import yaml
 
     from tests.fixtures.restore_helpers import invoke
@@ -162,8 +163,70 @@ def test_drill_usage_errors_exit_2_before_anything_runs(tmp_path: Any) -> None:
 
     res = run({"deployment": "bare"})
     assert res.returncode == 2 and "--drill needs a Compose host" in res.stderr, res.stderr[-2000:]
-    res = run({"deployment": "compose", "api": {"url": "http://127.0.0.1:9"}})
-    assert res.returncode == 2 and "--drill needs queries" in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
     res = run({"deployment": "compose", "docker": {"release": {"queries": [{"path": "/query?q=x"}]}}})
     assert res.returncode == 2 and "api.url" in res.stderr, res.stderr[-2000:]
     assert not (tmp_path / "metrics").exists()  # nothing recorded
+
+
+def _chroma_doc(collections: list[Any]) -> dict[str, Any]:
+    return {"sources": [{"kind": "chroma", "path": "/s/chroma", "collections": collections}]}
+
+
+def test_probe_questions_from_an_untrusted_manifest_are_validated() -> None:
+    """No queries configured: the manifest's Chroma probes become the questions (ragops/drill/probes.py);
+    names, ids, dimensions, counts and k are checked, bounded, the bad ones refused with a reason."""
+    from ragops.drill.probes import MAX_PROBES, check_vectors, make_probe_sets
+
+    good = {"name": "docs", "count": 60, "dimension": 16, "k": 5, "probes": [{"id": "a", "top_k": ["a"]}, {"id": "b"}]}
+    sets, refused = make_probe_sets(_chroma_doc([
+        good,
+        {"name": "../x", "count": 1, "dimension": 16, "probes": [{"id": "a"}]},
+        {"name": "faq", "count": 3, "dimension": "16", "probes": [{"id": "a"}]},
+        {"name": "kb", "count": 2, "dimension": 8, "k": 10, "probes": [{"id": "a"}, {"id": 5}, {"id": "a"}, "x"]},
+        {"name": "big", "count": 10**6, "dimension": 4, "probes": [{"id": f"p{i}", "top_k": [1, 2, 3]} for i in range(200)]},
+    ]))
+    assert [(s.collection, s.ids, s.k, s.dimension) for s in sets[:2]] == [("docs", ("a", "b"), 5, 16), ("kb", ("a",), 2, 8)]
+    assert sets[2].collection == "big" and len(sets[2].ids) == MAX_PROBES - 3 and sets[2].k == 3
+    assert sum(len(s.ids) for s in sets) == MAX_PROBES
+    assert any("'../x'" in r for r in refused) and any(r.startswith("faq: dimension") for r in refused)
+    assert any(r.startswith("kb: 3 probe id(s)") for r in refused), refused
+    assert make_probe_sets({"sources": [{"kind": "chroma", "collections": "x"}]}) == ([], [])
+    assert make_probe_sets(None) == ([], [])
+    ok = check_vectors({"ids": ["a"], "embeddings": [[0.5, 1]]}, ("a", "b"), 2)
+    assert ok == (["a"], [[0.5, 1.0]], "")
+    assert "not 2 finite numbers" in check_vectors({"ids": ["a"], "embeddings": [[0.5, float("nan")]]}, ("a",), 2)[2]
+    assert "not 2 finite numbers" in check_vectors({"ids": ["a"], "embeddings": [[0.5]]}, ("a",), 2)[2]
+    assert "not asked" in check_vectors({"ids": ["z"], "embeddings": [[0.5, 1]]}, ("a",), 2)[2]
+    assert "equal length" in check_vectors({"ids": ["a"], "embeddings": []}, ("a",), 2)[2]
+
+
+def test_drill_history_is_bounded_and_malformed_lines_are_ignored(tmp_path: Any) -> None:
+    """The drill record (ragops/drill/history.py): appended by the real shell command, the last KEEP
+    lines kept; a damaged or hostile line is not a record."""
+    import json
+    import subprocess
+
+    from ragops.drill.history import (
+        describe_drill,
+        find_drill,
+        make_append_command,
+        make_record,
+        parse_history,
+    )
+
+    path = tmp_path / "state" / "drills.jsonl"
+    sid = "0123456789abcdef" * 4
+    for i in range(5):
+        rec = make_record({"ok": i % 2 == 0, "rto_s": 10.0 + i, "answers_matched": i, "answers_total": 4,
+                           "questions": "queries", "project": "p"}, sid if i < 4 else "f" * 64, "h1", now=1000.0 + i)
+        subprocess.run(["bash", "-c", make_append_command(str(path), keep=3)], input=json.dumps(rec) + "\n",
+                       text=True, check=True)
+    text = path.read_text()
+    assert len(text.splitlines()) == 3 and not (tmp_path / "state" / "drills.jsonl.tmp").exists()
+    records, bad = parse_history(text + 'garbage\n{"snapshot_id": "../x", "ok": true, "time": "t"}\n[1]\n'
+                                 + json.dumps({"snapshot_id": sid, "ok": True, "time": "t", "rto_s": "fast"}) + "\n")
+    assert bad == 4 and [r["ts"] for r in records] == [1002.0, 1003.0, 1004.0]
+    found = find_drill(records, sid)
+    assert found is not None and found["ts"] == 1003.0 and not found["ok"]
+    assert describe_drill(found) == "FAILED 1970-01-01T00:16:43Z (RTO 13.0s, 3/4 answers)"
+    assert describe_drill(None) == "never" and find_drill(records, "0" * 64) is None

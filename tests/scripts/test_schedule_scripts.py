@@ -59,3 +59,40 @@ def test_schedule_installer_prints_a_systemd_timer_and_a_cron_line_without_insta
     cron = subprocess.run(["bash", script, "--cron", "--print", "--task", "backup", "--cron-expr", "0 3 * * *"],
                           capture_output=True, text=True, check=True)
     assert cron.stdout.startswith("/etc/cron.d/ragops-backup: 0 3 * * * root RAGOPS_TASK=backup")
+
+
+def test_schedule_installer_prints_the_policys_drill_cadence(tmp_path):
+    """--task drill --policy FILE: `restore-test --drill --policy NAME` at the policy's
+    restore_test.drill.cadence, as a systemd timer (OnCalendar checked by systemd-analyze when present)
+    and a cron line; a policy without a drill cadence, or with a bad one, exits 2 naming the field."""
+    import shutil
+
+    script = str(ROOT / "scripts" / "install-schedule.sh")
+    policy = tmp_path / "prod.yaml"
+    base = "repository: {url: /srv/repo, password_file: /etc/pw}\nretention: {keep_last: 3}\n"
+    policy.write_text(base + 'restore_test: {cadence: "0 5 * * 0", drill: {cadence: "30 6 * * 1-5"}}\n')
+    timer = subprocess.run(["bash", script, "--systemd", "--print", "--task", "drill", "--policy", str(policy), "--",
+                            "--host", "prod1"], capture_output=True, text=True, timeout=60)
+    assert timer.returncode == 0, timer.stderr
+    assert "OnCalendar=Mon..Fri *-*-* 06:30:00" in timer.stdout, timer.stdout
+    assert "Environment=RAGOPS_TASK=restore-test" in timer.stdout
+    assert "maintenance.sh --drill --policy prod --host prod1" in timer.stdout
+    if shutil.which("systemd-analyze"):
+        check = subprocess.run(["systemd-analyze", "calendar", "Mon..Fri *-*-* 06:30:00"], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+    cron = subprocess.run(["bash", script, "--cron", "--print", "--task", "drill", "--policy", str(policy)],
+                          capture_output=True, text=True, timeout=60)
+    assert cron.stdout.strip() == (f"/etc/cron.d/ragops-drill: 30 6 * * 1-5 root RAGOPS_TASK=restore-test "
+                                   f"{ROOT}/scripts/maintenance.sh --drill --policy prod"), cron.stdout + cron.stderr
+    plain = subprocess.run(["bash", script, "--cron", "--print", "--task", "restore-test", "--policy", str(policy)],
+                           capture_output=True, text=True, timeout=60)
+    assert plain.stdout.startswith("/etc/cron.d/ragops-restore-test: 0 5 * * 0 root RAGOPS_TASK=restore-test"), plain
+    policy.write_text(base)
+    none = subprocess.run(["bash", script, "--cron", "--print", "--task", "drill", "--policy", str(policy)],
+                          capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and "restore_test.drill.cadence is not set" in none.stderr and not none.stdout, none
+    policy.write_text(base + 'restore_test: {drill: {cadence: "61 6 * * *"}}\n')
+    bad = subprocess.run(["bash", script, "--cron", "--print", "--task", "drill", "--policy", str(policy)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "restore_test.drill.cadence" in bad.stderr and "Traceback" not in bad.stderr, bad
+    assert not Path("/etc/cron.d/ragops-drill").exists()
