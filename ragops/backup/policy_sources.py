@@ -83,9 +83,22 @@ class StopSettings(Model):
 
 
 class PauseSettings(Model):
-    pre: str = Field(description="Shell command that pauses ingestion (writes stop, reads go on).")
-    post: str = Field(description="Shell command that resumes ingestion; always run, also when the copy fails.")
+    """How the `pause` strategy holds the writer: your pre/post commands, or `docker pause` of a Compose
+    service (the writer, NOT the Chroma server: a frozen server's files are only crash-consistent). One way."""
+
+    pre: str | None = Field(None, description="Shell command that pauses ingestion (writes stop, reads go on); with post.")
+    post: str | None = Field(None, description="Shell command that resumes ingestion; always run, also when the copy fails; with pre.")
+    compose_service: str | None = Field(None, description="Compose service (the ingestion / API writer, not Chroma) whose running containers are frozen with `docker pause` for the copy and thawed with `docker unpause` afterwards, always (also on failure and SIGTERM/SIGINT/SIGHUP). Needs docker.data_tasks: containers.")
     timeout_s: float = Field(60, gt=0, description="Timeout of each command, seconds.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PauseSettings:
+        hooks = self.pre is not None or self.post is not None
+        if self.compose_service and hooks:
+            raise ValueError("set either compose_service or pre + post, not both")
+        if not self.compose_service and not (self.pre and self.post):
+            raise ValueError("set pre and post (shell commands), or compose_service (docker pause of that service)")
+        return self
 
 
 class ChromaSource(Model):
@@ -105,7 +118,7 @@ class ChromaSource(Model):
         if self.strategy == "stop" and self.stop is None:
             raise ValueError("strategy stop needs a `stop:` section (compose_service, systemd_unit or command)")
         if self.strategy == "pause" and self.pause is None:
-            raise ValueError("strategy pause needs a `pause:` section (pre and post commands)")
+            raise ValueError("strategy pause needs a `pause:` section (pre and post commands, or compose_service)")
         return self
 
 

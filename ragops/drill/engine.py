@@ -94,19 +94,26 @@ def run_create_volume(target: Target, plan: DrillPlan, vol: DrillVolume) -> CmdR
     return target.run(cmd, write=True, check=True)
 
 
-def make_fill_command(prefix: str, plan: DrillPlan, vol: DrillVolume, name: str) -> str:
-    assert vol.source is not None
-    return " ".join([prefix, "run", "--rm", "--name", quote(name), "--label", quote(f"{THROWAWAY}=drill-fill"),
-                     "--label", quote(f"{LABEL}={plan.project}"), "--network", "none", "-u", "0:0",
+def make_fill_command(prefix: str, plan: DrillPlan | None, vol: DrillVolume, name: str, *, purpose: str = "drill-fill",
+                      label: str | None = None) -> str:
+    """The fill container of ``vol``; ``label`` (default ``ragops.drill=<project>``) marks whose it is."""
+    assert vol.source is not None and (plan is not None or label is not None)
+    own = label if label is not None else f"{LABEL}={plan.project}"  # type: ignore[union-attr]
+    return " ".join([prefix, "run", "--rm", "--name", quote(name), "--label", quote(f"{THROWAWAY}={purpose}"),
+                     "--label", quote(own), "--network", "none", "-u", "0:0",
                      "-v", quote(f"{vol.name}:{vol.target}"), "-v", quote(f"{vol.source}:{vol.source}:ro"),
                      "--entrypoint", "sh", quote(vol.image), "-c", quote(FILL), "sh", quote(vol.target),
                      quote(vol.source), quote(vol.file_name or "dump.rdb")])
 
 
-def run_fill_volume(target: Target, plan: DrillPlan, vol: DrillVolume) -> None:
-    name = f"ragops-drill-fill-{secrets.token_hex(4)}"
+def run_fill_volume(target: Target, plan: DrillPlan | None, vol: DrillVolume, *, purpose: str = "drill-fill",
+                    label: str | None = None) -> None:
+    """Fill ``vol`` in a throwaway container (removed in ``finally``, shielded); ``restore --into-volumes``
+    passes its own ``purpose`` and ``label``."""
+    name = f"ragops-{purpose}-{secrets.token_hex(4)}"
     try:
-        target.run(make_fill_command(docker(target), plan, vol, name), write=True, check=True, timeout=3600)
+        target.run(make_fill_command(docker(target), plan, vol, name, purpose=purpose, label=label), write=True,
+                   check=True, timeout=3600)
     finally:
         with interrupts.shielded():
             target.run(f"{docker(target)} rm -f {quote(name)} >/dev/null 2>&1; true", quiet_dry=True, write=True)

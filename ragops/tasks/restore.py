@@ -44,7 +44,8 @@ TEST_HELP = {
     "json": HELP["json"],
     "parallel": HELP["parallel"],
     "fail_percent": HELP["fail_percent"],
-    "dry": "Refused: restore-test writes only its own scratch dir (run it without --dry).",
+    "dry": "With --drill: print the drill's plan (project, images, volumes, ports, questions) and commands; starts "
+           "nothing. Refused without --drill (restore-test writes only its own scratch dir).",
 }
 
 
@@ -86,12 +87,12 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
                  drill=False):
     """Restore a snapshot into a scratch dir, start Redis on it, verify files/Redis/Chroma against its manifest; report RTO."""
     with usage_errors("restore-test", json_):
-        if dry:
+        if dry and not drill:
             raise ConfigError("--dry: restore-test changes nothing outside its own scratch dir and cannot run dry; "
-                              "run it without --dry")
+                              "run it without --dry (--dry --drill prints the drill's plan)")
         options = make_options(snapshot, keep, scratch_dir, policy, min_overlap, selfcheck, read_data_subset, drill)
         par, fail = parse_fleet_flags(parallel, fail_percent)
-        loaded, targets = make_run_targets(c, config, host, False)
+        loaded, targets = make_run_targets(c, config, host, bool(dry))
         for t in targets:  # a wrong --policy, policy file or password file: exit 2, nothing recorded
             require_policy(t.host, policy)
             if drill:
@@ -100,6 +101,13 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
         if on is not None and len(on_hosts) != 1:
             raise ConfigError(f"--on {on!r}: name exactly one host (got {len(on_hosts)})")
     started, t0 = time.time(), time.monotonic()
+    if dry:  # --dry --drill: the drill's plan and commands, from reads only (ragops/drill/dry.py)
+        results = list(run_fleet(targets, lambda t: run_host(t, "restore-test", [make_dry_drill_step(t, policy)], lock=False),
+                                 parallel=par or loaded.config.parallel,
+                                 fail_percent=loaded.config.fail_percent if fail is None else fail))
+        finish(RunResult(task="restore-test", dry=True, hosts=results, started_at=started,
+                         duration_s=time.monotonic() - t0), bool(json_))
+        return
     with interrupts.handling():  # SIGTERM: running commands stop, cleanup (scratch dir, drill project) still runs
         results = run_restore_tests(targets, on_hosts, options, loaded, par, fail)
     mark_verify_failures(results)
@@ -107,17 +115,21 @@ def restore_test(c, host=None, on=None, snapshot="latest", keep=False, scratch_d
                      duration_s=time.monotonic() - t0), bool(json_))
 
 
-def require_drill(host: Any, policy: str | None) -> None:
-    """--drill needs a Compose host, queries and the live API's URL: exit 2 before anything runs."""
-    from ..backup.policy import load_host_policy
+def make_dry_drill_step(target: Target, policy: str | None) -> Any:
+    from ..drill.dry import run_drill_dry
+    from ..runner import Step
 
-    chosen = load_host_policy(host, policy)
+    chosen = require_policy(target.host, policy)
+    assert chosen is not None  # require_policy raises without one
+    return Step("restore-test.drill", lambda t: run_drill_dry(t, chosen))
+
+
+def require_drill(host: Any, policy: str | None) -> None:
+    """--drill needs a Compose host and the live API's URL: exit 2 before anything runs (no queries
+    configured: the manifest's Chroma probes are asked by vector, ragops/drill/probes.py)."""
     settings = host.settings
     if settings.deployment != "compose":
         raise ConfigError(f"{host.source}: hosts.{host.name}.deployment: --drill needs a Compose host (got {settings.deployment})")
-    if chosen is not None and not (chosen.restore_test.drill.queries or settings.docker.release.queries):
-        raise ConfigError(f"{host.source}: --drill needs queries: set restore_test.drill.queries in the backup policy "
-                          "or docker.release.queries (the manifest's probes are stored vectors the API cannot be asked)")
     if not settings.api.url:
         raise ConfigError(f"{host.source}: hosts.{host.name}.api.url: --drill compares with the live API: set its URL")
 
@@ -142,23 +154,34 @@ RESTORE_HELP = {
     "target": "Absolute directory on the host to restore into (snapshot paths are recreated below it).",
     "force": "Restore into a non-empty target dir.",
     "policy": "Backup policy name (default: the host's backup.policy).",
+    "into_volumes": "Compose hosts: restore into NEW named volumes beside the live ones (labelled ragops.restore) and "
+                    "print the switch-over and roll-back steps (not with --target; docs/restore.md).",
 }
 
 
 @task(help=RESTORE_HELP)
 def restore(c, host=None, snapshot="latest", target=None, force=False, policy=None, config=None, dry=False, json_=False,
-            parallel=None, fail_percent=None):
-    """Restore a snapshot into --target (refusing a non-empty one without --force) and print how to serve from it."""
+            parallel=None, fail_percent=None, into_volumes=False):
+    """Restore a snapshot into --target (or, on Compose, --into-volumes) and print how to serve from it."""
+    from ..restore.into_volumes import IntoVolumesOptions, make_into_volumes_step, require_compose
     from ..restore.real_restore import RestoreOptions, make_restore_step
 
     with usage_errors("restore", json_, dry=dry):
-        target_dir = parse_abs_path_flag("target", target, required=True)
-        options = RestoreOptions(target_dir=str(target_dir), snapshot=parse_text_flag("snapshot", snapshot) or "latest",
-                                 force=bool(force), policy=policy)
+        wanted = parse_text_flag("snapshot", snapshot) or "latest"
+        if into_volumes and (target is not None or force):
+            raise ConfigError("--into-volumes restores into new Docker volumes: not with --target or --force")
+        if into_volumes:
+            step = make_into_volumes_step(IntoVolumesOptions(snapshot=wanted, policy=policy))
+        else:
+            target_dir = parse_abs_path_flag("target", target, required=True)
+            step = make_restore_step(RestoreOptions(target_dir=str(target_dir), snapshot=wanted, force=bool(force),
+                                                    policy=policy))
 
     def plan(h: Any) -> list[Any]:
         require_policy(h, policy)
-        return [make_restore_step(options)]
+        if into_volumes:
+            require_compose(h)
+        return [step]
 
     execute(c, "restore", plan, host=host, config=config, dry=dry, json_out=bool(json_), parallel=parallel,
             fail_percent=fail_percent)

@@ -4,6 +4,7 @@ volumes unchanged; back-to-back backups under a writer each restore-test clean, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -60,7 +61,14 @@ def corrupt_sqlite(staging: Path, manifest: dict[str, Any]) -> None:
     db.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("fault", ["truncated hnsw segment", "corrupted sqlite", "dump missing keys"])
+def redimension(staging: Path, manifest: dict[str, Any]) -> None:
+    """The snapshot's `docs` collection recorded at 64-d (live and the restored copy are 16-d)."""
+    rec = next(r for r in manifest["sources"] if r["kind"] == "chroma")
+    next(c for c in rec["collections"] if c["name"] == "docs")["dimension"] = 64
+    (staging / "ragops-manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("fault", ["truncated hnsw segment", "corrupted sqlite", "dump missing keys", "wrong dimension"])
 def test_a_damaged_snapshot_fails_its_named_check(data_stack: Stack, base: Any, tmp_path: Path, redis_factory,
                                                   fault: str) -> None:
     def drop_keys(staging: Path, manifest: dict[str, Any]) -> None:
@@ -73,7 +81,8 @@ def test_a_damaged_snapshot_fails_its_named_check(data_stack: Stack, base: Any, 
         server.stop()
         shutil.copy(work / "dump.rdb", staging / "redis" / "dump.rdb")
 
-    mutate = {"truncated hnsw segment": truncate_hnsw, "corrupted sqlite": corrupt_sqlite, "dump missing keys": drop_keys}
+    mutate = {"truncated hnsw segment": truncate_hnsw, "corrupted sqlite": corrupt_sqlite, "dump missing keys": drop_keys,
+              "wrong dimension": redimension}
     sid = craft_snapshot(base, tmp_path, mutate[fault])
     before = live_hashes(data_stack)
     result = run_host(base.env.target(), "restore-test",
@@ -86,6 +95,11 @@ def test_a_damaged_snapshot_fails_its_named_check(data_stack: Stack, base: Any, 
         assert bad == ["redis: redis-check-rdb", "redis: rdb checksum", "redis: key counts"] or "redis: key counts" in bad, bad
         counts = next(c for c in step.details["checks"] if c["check"] == "redis: key counts")
         assert "keys read" in counts["evidence"] and not any(b.startswith("chroma") for b in bad), bad
+    elif fault == "wrong dimension":  # the restored copy's own 16-d index, and the live 16-d collection
+        assert "chroma: docs: dimension matches" in bad and "compatibility with live collections" in bad, bad
+        compat = next(c for c in step.details["checks"] if c["check"] == "compatibility with live collections")
+        assert "dimension is 64 in the snapshot but 16 live" in compat["evidence"], compat
+        assert not any(b.startswith("redis") or b.startswith("chroma: faq") for b in bad), bad
     elif fault == "corrupted sqlite":
         assert "chroma: opens" in bad and "files: sha256" in bad, bad
         opens = next(c for c in step.details["checks"] if c["check"] == "chroma: opens")

@@ -3,7 +3,8 @@
 How the writer is held (``sources.chroma.strategy``):
 - ``stop``: stop the writer (compose service, systemd unit or a command), copy, start it again in
   ``finally`` (also when the copy fails);
-- ``pause``: ``pause.pre`` before the copy, ``pause.post`` always after;
+- ``pause``: ``pause.pre`` before the copy, ``pause.post`` always after (or ``docker pause`` / ``unpause``
+  of ``pause.compose_service``'s containers: ``chroma_containers``);
 - ``live``: not held: sqlite online backup of chroma.sqlite3 FIRST, then the segment folders, then
   the copy is validated (chroma_inspect: integrity, count == get() ids, probe ids are stored ids,
   self retrieval) and retried up to ``live_retries`` times before failing loudly.
@@ -31,7 +32,14 @@ from ...remote import script
 from ...seam import Target, quote
 from ..policy_sources import ChromaSource, PauseSettings, StopSettings
 from . import Staged, parse_json_line, run_or_fail
-from .chroma_containers import ChromaPlace, in_containers, make_scripts, run_hold_commands, run_place
+from .chroma_containers import (
+    ChromaPlace,
+    in_containers,
+    make_scripts,
+    run_hold_commands,
+    run_pause_commands,
+    run_place,
+)
 from .hooks import HostScripts, Scripts, check_staged_path, is_count, is_safe_path
 from .stable import stable_root
 from .throwaway import Mount
@@ -80,7 +88,8 @@ def hold_writer(target: Target, source: ChromaSource) -> Iterator[None]:
         timeout = stop_cfg.timeout_s
     else:
         pause: PauseSettings = source.pause  # type: ignore[assignment]
-        before, after, timeout = pause.pre, pause.post, pause.timeout_s
+        before, after = run_pause_commands(target, pause) if pause.compose_service else (str(pause.pre), str(pause.post))
+        timeout = pause.timeout_s
     try:
         run_or_fail(target, before, f"chroma {source.strategy} ({before})", timeout=timeout)
         yield

@@ -7,6 +7,11 @@ writer is held, and where its helpers run.
 - ``strategy: stop`` with ``stop.compose_service: S``: ``docker stop -t T`` of S's running
   containers, then ``docker start`` of the same containers and a wait until each is healthy (or
   running, without a HEALTHCHECK) (:func:`make_hold_commands`). No Compose plugin needed.
+- ``strategy: pause`` with ``pause.compose_service: W``: ``docker pause`` of W's running containers
+  (the writer: ingestion / API), ``docker unpause`` of every one still paused afterwards
+  (:func:`make_pause_commands`); the caller runs it in ``finally``, shielded from signals. Chroma
+  itself is refused: the cgroup freezer stops the server between any two instructions, so its
+  sqlite and HNSW files would be copied as a crash would leave them.
 - Helpers that read the data (the copy's ``mirror_sync``, ``chroma_record``, ``chroma_inspect``,
   ``chroma_selfcheck``) run in THROWAWAY containers of the chroma service's image, by image id
   (:class:`~.throwaway.ThrowawayScripts`), the data mounted read-only where it is only read; the
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 from ...errors import ConfigError
 from ...seam import Target, quote
-from ..policy_sources import ChromaSource, StopSettings
+from ..policy_sources import ChromaSource, PauseSettings, StopSettings
 from .compose_roles import ServiceContainer, describe_container, run_discover
 from .container_scripts import ContainerScripts, make_docker_prefix
 from .throwaway import Mount, ThrowawayScripts
@@ -75,6 +80,36 @@ def run_hold_commands(target: Target, stop: StopSettings) -> tuple[str, str]:
         raise ConfigError(f"{target.name}: sources.chroma.stop.compose_service {service!r}: no running container of "
                           f"that service in Compose project {stack.project!r} (services: {', '.join(stack.services())})")
     return make_hold_commands(make_docker_prefix(target.settings.docker), names, stop.timeout_s)
+
+
+def make_pause_commands(docker: str, names: list[str]) -> tuple[str, str]:
+    """(docker pause, docker unpause) of the writer's containers. The unpause thaws every one of them
+    that is paused (also after a pause that failed half-way or was cut short by a signal) and fails
+    unless each is running afterwards."""
+    quoted = " ".join(quote(n) for n in names)
+    thaw = (f"rc=0; for n in {quoted}; do s=$({docker} inspect -f '{{{{.State.Status}}}}' \"$n\") || {{ rc=1; continue; }}; "
+            f"if [ \"$s\" = paused ]; then {docker} unpause \"$n\" >/dev/null || rc=1; "
+            f"s=$({docker} inspect -f '{{{{.State.Status}}}}' \"$n\"); fi; "
+            "[ \"$s\" = running ] || { echo \"$n is $s\" >&2; rc=1; }; done; exit $rc")
+    return f"{docker} pause {quoted} >/dev/null", thaw
+
+
+def run_pause_commands(target: Target, pause: PauseSettings) -> tuple[str, str]:
+    """The pause/unpause commands of ``pause.compose_service``'s running containers in the project."""
+    if not in_containers(target):
+        raise ConfigError(f"{target.name}: sources.chroma.pause.compose_service needs docker.data_tasks: containers "
+                          "(a Compose host whose data tasks run in its containers)")
+    stack = run_discover(target)
+    service = str(pause.compose_service)
+    if service == stack.roles.get("chroma"):
+        raise ConfigError(f"{target.name}: sources.chroma.pause.compose_service {service!r} is the Chroma server: "
+                          "freezing it gives only a crash-consistent copy; pause the writer (ingestion / API) instead, "
+                          "or use strategy stop")
+    names = sorted(c.name for c in stack.containers if c.service == service and c.running)
+    if not names:
+        raise ConfigError(f"{target.name}: sources.chroma.pause.compose_service {service!r}: no running container of "
+                          f"that service in Compose project {stack.project!r} (services: {', '.join(stack.services())})")
+    return make_pause_commands(make_docker_prefix(target.settings.docker), names)
 
 
 def make_scripts(target: Target, place: ChromaPlace, mounts: list[Mount], purpose: str,
