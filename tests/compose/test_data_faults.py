@@ -19,6 +19,7 @@ from ragops.restore.run import Options, make_restore_test_step
 from ragops.runner import run_host
 from tests.fixtures.compose_data import Env, backup, failed, restore_test, throwaways
 from tests.fixtures.compose_stack import Stack
+from tests.fixtures.docker_engine import BOOKWORM
 from tests.fixtures.restore_helpers import craft_snapshot, hash_tree
 
 # -- damaged snapshots: each fails its named check ---------------------------------------------
@@ -112,6 +113,26 @@ def test_a_damaged_snapshot_fails_its_named_check(data_stack: Stack, base: Any, 
     assert throwaways(data_stack) == []
 
 
+def test_a_corrupted_pack_fails_the_repository_check(data_stack: Stack, tmp_path: Path) -> None:
+    """A fault in the repository, not the data: 64 bytes flipped inside the largest pack file."""
+    env = Env(data_stack, tmp_path / "pack")
+    sid = str(backup(env).details["snapshot_id"])
+    pack = max((p for p in (env.repo / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(pack.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    before = live_hashes(data_stack)
+    result = run_host(env.target(), "restore-test",
+                      [make_restore_test_step(env.host(), Options(snapshot=sid, read_data_subset="100%"))])
+    assert live_hashes(data_stack) == before
+    step = result.steps[0]
+    assert step.status == "failed" and result.exit_code != 0
+    bad = failed(step)  # "check: evidence"; the restore also fails when the pack held restored data
+    assert any(b.startswith("repository: restic check --read-data-subset=100%: ") for b in bad), bad
+    assert throwaways(data_stack) == []
+
+
 # -- a live writer ----------------------------------------------------------------------------
 
 class Writer(threading.Thread):
@@ -151,7 +172,12 @@ def test_back_to_back_backups_under_a_live_writer_each_restore_test_clean(data_s
     env = Env(data_stack, tmp_path)
     writer = Writer(data_stack)
     writer.start()
-    holds, runs = [], int(os.environ.get("RAGOPS_COMPOSE_BACKUPS", "5"))
+    # the issue's 10 (RAGOPS_COMPOSE_BACKUPS=10); the suite runs 5 on the current engine, 2 on the old
+    # one (the same code path: the engine only changes the docker CLI's answers), for the time budget
+    runs = int(os.environ.get("RAGOPS_COMPOSE_BACKUPS", "5"))
+    if data_stack.engine.spec is BOOKWORM and "RAGOPS_COMPOSE_BACKUPS" not in os.environ:
+        runs = 2
+    holds = []
     try:
         for n in range(runs):
             deadline = time.monotonic() + 30
