@@ -5,7 +5,8 @@ it the objects are created with kubectl. Either way ragops waits for a final pha
 timeout, and reports Velero's warning/error counts. A restore test restores the newest completed
 backup of the namespace into ``<ns>-restoretest-<timestamp>`` (a namespace mapping), waits for the
 restored pods to be ready, runs a verification Job against the restored volumes there, and deletes
-the scratch namespace afterwards - also when anything failed.
+the scratch namespace afterwards - also when anything failed. With drill queries configured it also
+compares the restored API Service's answers with the live one's (restore_drill.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import output
-from ..errors import StepError, VerifyError
+from ..errors import ExitCode, StepError, VerifyError
 from ..report import DEGRADED, FAILED, OK, StepResult
 from ..seam import run_local
+from . import restore_drill
 from .kubectl import Kubectl, wait_for
+from .restore_drill import K8sDrill
 
 FINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
 LABEL = "app.kubernetes.io/managed-by=ragops"
@@ -158,29 +161,51 @@ def run_verify_job(kube: Kubectl, namespace: str, spec: VerifySpec, timeout_s: f
 
 
 def run_velero_restore_test(kube: Kubectl, namespace: str, *, backup: str | None = None, velero_ns: str = "velero",
-                            verify: VerifySpec | None = None, timeout_s: float = 1800) -> StepResult:
-    """Restore a backup into a scratch namespace, wait for its pods, verify, delete the namespace."""
+                            verify: VerifySpec | None = None, timeout_s: float = 1800,
+                            drill: K8sDrill | None = None) -> StepResult:
+    """Restore a backup into a scratch namespace, wait for its pods, verify, compare the restored API's
+    answers with live's when ``drill`` has queries (restore_drill.py), delete the namespace."""
     backup = backup or find_latest_backup(kube, namespace, velero_ns)
     stamp = make_stamp()
     scratch = f"{namespace}-restoretest-{stamp}"[:63].rstrip("-")
     name = f"{backup}-restoretest-{stamp}"[:63].rstrip("-")
     details: dict[str, Any] = {"backup": backup, "scratch_namespace": scratch, "restore": name}
+    t0 = time.monotonic()
     create_object(kube, make_restore(name, backup, namespace, scratch, velero_ns),
                   ["restore", "create", name, "--from-backup", backup, "--include-namespaces", namespace,
                    "--namespace-mappings", f"{namespace}:{scratch}"])
     if kube.dry:
+        asked = f", ask {len(drill.paths)} queries of both {drill.service} Services" if drill else ""
         return StepResult("velero.restore-test", OK, details=details,
-                          message=f"would restore {backup} into {scratch}, verify, then delete {scratch}")
+                          message=f"would restore {backup} into {scratch}, verify{asked}, then delete {scratch}")
     try:
         state, text, info = summarize("restore", wait_phase(kube, "restores.velero.io", name, velero_ns, timeout_s))
         details.update(info)
         if state == FAILED:
             raise VerifyError(text)
+        phases = {"restore": round(time.monotonic() - t0, 3)}
+        t0 = time.monotonic()
         if not wait_for(lambda: pods_ready(kube, scratch), timeout_s=timeout_s, interval_s=1.0):
             raise VerifyError(f"restored pods in {scratch} not ready within {int(timeout_s)}s")
+        checks = [restore_drill.run_wait_endpoints(kube, scratch, drill, timeout_s)] if drill else []
+        phases["healthy"] = round(time.monotonic() - t0, 3)
         details["verify_log"] = run_verify_job(kube, scratch, verify or VerifySpec(), timeout_s)
-        return StepResult("velero.restore-test", state, message=f"{text}; pods ready and verified in {scratch}",
-                          details=details)
+        if drill is None:
+            details["drill"] = {"skipped": "no drill queries configured (restore_test.drill.queries of the policy, "
+                                           "or docker.release.queries): answers not compared"}
+            return StepResult("velero.restore-test", state, details=details,
+                              message=f"{text}; pods ready and verified in {scratch}; answers not compared (no drill queries)")
+        if checks[0].ok:
+            checks += restore_drill.run_compare(kube, namespace, scratch, drill, phases)
+        details["checks"] = [c.to_dict() for c in checks]
+        details["drill"] = restore_drill.make_report(checks, phases, scratch)
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            return StepResult("velero.restore-test", FAILED, exit_code=ExitCode.VERIFY_FAILED, details=details,
+                              message=f"{text}; pods ready and verified in {scratch}; FAILED "
+                                      + "; ".join(f"{c.check}: {c.evidence}" for c in failed)[:900])
+        return StepResult("velero.restore-test", state, details=details,
+                          message=f"{text}; pods ready and verified in {scratch}; {checks[1].evidence}")
     finally:
         delete_scratch(kube, scratch, timeout_s=min(timeout_s, 300), details=details)
 

@@ -145,16 +145,32 @@ def backup(c, namespace="rag-engine", wait=False, name=None, velero_namespace="v
 @task(help=kube_helps(backup="Backup to restore (default: the newest Completed backup of the namespace).",
                       namespace="Namespace that was backed up (default rag-engine).", velero_namespace="Velero's namespace (default velero).",
                       image="Image of the verification Job (default ragops).", timeout="Seconds per wait (default 1800).",
+                      policy="Backup policy whose restore_test.drill queries are asked of both API Services (default: the host's backup.policy).",
+                      api_service="The API Service as NAME:PORT, asked through the API server's service proxy (default: api.url's, e.g. http://rag-api.rag-engine.svc:8000).",
                       dry="Server-side dry run only."))
 def restore_test(c, backup=None, namespace="rag-engine", velero_namespace="velero", image="ragops", timeout=None,
-                 dry=False, kubeconfig=None, context=None, config=None, json_=False):
-    """Restore into <ns>-restoretest-<ts>, wait for pods, run the verification Job, delete the namespace."""
+                 policy=None, api_service=None, dry=False, kubeconfig=None, context=None, config=None, json_=False):
+    """Restore into <ns>-restoretest-<ts>, wait for pods, verify, compare the restored API's answers, delete the namespace."""
+    from ..backup.policy import load_host_policy
+    from ..k8s.kubectl import Kubectl
+    from ..k8s.restore_drill import attach_metrics, make_k8s_drill
     from ..k8s.velero import VerifySpec, run_velero_restore_test
 
     with usage_errors("velero.restore-test", json_, dry=dry):
         seconds = parse_timeout(timeout, 1800)
         parse_text_flag("backup", backup)
-    run_cluster_task(c, "velero.restore-test",
-                     lambda k: run_velero_restore_test(k, namespace, backup=backup, velero_ns=velero_namespace,
-                                                       verify=VerifySpec(image=image), timeout_s=seconds),
-                     kubeconfig=kubeconfig, context=context, config=config, dry=dry, json_=json_)
+        parse_text_flag("api_service", api_service)
+
+    def plan(host: Host) -> list[Step]:
+        drill = make_k8s_drill(load_host_policy(host, policy), host.settings, api_service, namespace, host.source)
+
+        def step(target: Target) -> StepResult:
+            kube = Kubectl(kubeconfig=kubeconfig, context=context, dry=target.dry, label=target.name)
+            result = run_velero_restore_test(kube, namespace, backup=backup, velero_ns=velero_namespace,
+                                             verify=VerifySpec(image=image), timeout_s=seconds, drill=drill)
+            attach_metrics(result, target, namespace)
+            return result
+
+        return [Step("velero.restore-test", step)]
+
+    execute(c, "velero.restore-test", plan, host="local", config=config, dry=dry, json_out=json_, lock=False)

@@ -44,6 +44,7 @@ class Cluster:
     workdir: Path
     ca: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pod_network: Any = None  # the pod-network stand-in (pod_network.PodNetwork) when started with one
 
     def session(self) -> requests.Session:
         s = requests.Session()
@@ -93,7 +94,17 @@ def write_kubeconfig(path: Path, url: str, token: str, ca: Path) -> None:
     path.chmod(0o600)
 
 
-def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
+def make_apiserver_env(pod_network: str | None) -> dict[str, str]:
+    """The API server's environment: no inherited proxies; ``pod_network`` (if set) as its HTTP proxy.
+    Go never proxies loopback addresses, so etcd, kubelets on 127.0.0.1 and webhooks stay direct."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+    if pod_network:
+        env["HTTP_PROXY"] = pod_network
+    return env
+
+
+def start_cluster(workdir: Path, timeout: float = 90, pod_network: str | None = None) -> Cluster:
+    """``pod_network``: an HTTP proxy URL the API server's service/pod proxy goes through (pod_network.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     etcd_client, etcd_peer, api_port = services.free_ports(3)
     token = secrets.token_hex(16)
@@ -127,7 +138,7 @@ def start_cluster(workdir: Path, timeout: float = 90) -> Cluster:
             "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             "--kubelet-preferred-address-types=InternalIP,Hostname",
             "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", "--v=1",
-        ], api_log)
+        ], api_log, env=make_apiserver_env(pod_network))
         cluster.procs.append(api)
         services.wait_for(lambda: ca.exists() and cluster.session().get(f"{url}/readyz", timeout=2).status_code == 200,
                           "kube-apiserver", api, api_log, timeout)

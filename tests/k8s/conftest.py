@@ -12,6 +12,8 @@
   on the real node: test_jobs.py).
 - ``namespace`` (function): a fresh unpinned namespace (its pods go to the stand-in), deleted afterwards.
 - ``velero`` (function): the Velero-server helper (velero_helper.py), outcomes reset to Completed.
+- ``pod_network`` (session): the STAND-IN pod network (pod_network.py): the API server's HTTP proxy
+  for its service/pod proxy, forwarding a pod IP to the loopback port routed to the pod's namespace.
 - ``kube`` (function): ragops' Kubectl pointed at the cluster with Debian's kubectl 1.20.
 
 When the binaries of scripts/setup.d/50-kube.sh are missing these tests FAIL (never skip): the
@@ -30,6 +32,7 @@ from ragops.k8s.kubectl import Kubectl
 
 from .cluster import BIN, Cluster, find_missing, start_cluster
 from .kubelet_helper import Node, StandInKubelet, pin_namespace, start_node
+from .pod_network import PodNetwork
 from .velero_helper import VeleroHelper
 from .velero_schema import make_crd
 
@@ -40,7 +43,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if missing:
         pytest.fail(f"Kubernetes 1.20 binaries missing in {BIN} ({', '.join(missing)}): run "
                     "`bash scripts/setup.d/50-kube.sh` once on this machine (~11 min build + a 4-13 min kubelet stage)", pytrace=False)
-    c = start_cluster(tmp_path_factory.mktemp("kube"))
+    network = PodNetwork().start()
+    try:
+        c = start_cluster(tmp_path_factory.mktemp("kube"), pod_network=network.url)
+    except BaseException:
+        network.stop()
+        raise
+    network.connect(c.url, c.session())
+    c.pod_network = network
     try:
         c.apply([make_crd(k) for k in ("Backup", "Restore", "Schedule")])
         c.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "crd/backups.velero.io",
@@ -49,6 +59,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+        network.stop()
+
+
+@pytest.fixture(scope="session")
+def pod_network(cluster: Cluster) -> PodNetwork:
+    return cluster.pod_network
 
 
 @pytest.fixture(scope="session")

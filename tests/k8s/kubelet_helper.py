@@ -33,7 +33,8 @@
     selector is never touched. Kept only for what the real node cannot run yet: the Velero tests
     (the rendered ragops CronJobs run on the real node since issue 15: test_jobs.py) (the Velero server is a test helper that restores objects, not
     data: the restored claims have no volumes; the verification Job runs the ``ragops`` image).
-    Everything else - Deployments, ReplicaSets, Jobs, CronJobs, scheduling, namespaces, garbage
+    Every pod gets its own IP in 10.244.0.0/16 (reachable through the API server's proxy only via the
+    pod-network stand-in, pod_network.py). Everything else - Deployments, ReplicaSets, Jobs, CronJobs, scheduling, namespaces, garbage
     collection - is the real kube-scheduler / kube-controller-manager.
 """
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import itertools
 import json
 import os
 import shutil
@@ -380,6 +382,12 @@ class StandInKubelet:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stand-in-kubelet", daemon=True)
         self.errors: list[str] = []
+        self._ips = itertools.count(8)
+
+    def next_ip(self) -> str:
+        """A fresh pod IP (10.244.0.0/16, nowhere: the pod network is pod_network.PodNetwork)."""
+        n = next(self._ips)
+        return f"10.244.{(n // 250) % 250}.{n % 250 + 2}"
 
     def start(self) -> StandInKubelet:
         node = make_node()
@@ -443,7 +451,7 @@ class StandInKubelet:
         if "Job" in owners:
             failed = any(job.startswith(p) for p in self.failing_jobs) or any("fail" in c["image"] for c in containers)
             code = 1 if failed else 0
-            return {"phase": "Failed" if failed else "Succeeded", "hostIP": "127.0.0.1", "podIP": "10.244.0.9",
+            return {"phase": "Failed" if failed else "Succeeded", "hostIP": "127.0.0.1", "podIP": self.next_ip(),
                     "startTime": t,
                     "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
                                    {"type": "Ready", "status": "False", "lastTransitionTime": t}],
@@ -453,7 +461,7 @@ class StandInKubelet:
                                                "startedAt": t, "finishedAt": t}}} for c in containers]}
         ready = not any(c["image"].endswith(":broken") for c in containers)
         flag = "True" if ready else "False"
-        return {"phase": "Running", "hostIP": "127.0.0.1", "podIP": "10.244.0.8", "startTime": t,
+        return {"phase": "Running", "hostIP": "127.0.0.1", "podIP": self.next_ip(), "startTime": t,
                 "conditions": [{"type": k, "status": "True" if k in ("PodScheduled", "Initialized") else flag,
                                 "lastTransitionTime": t} for k in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
                 "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": ready,

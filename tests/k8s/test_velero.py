@@ -116,6 +116,8 @@ def test_restore_test_restores_into_a_scratch_namespace_verifies_and_deletes_it(
     scratch = result.details["scratch_namespace"]
     assert scratch.startswith(f"{namespace}-restoretest-") and result.details["backup"] == backup.details["name"]
     assert "pods ready and verified" in result.message and result.details["scratch_deleted"] is True
+    assert "answers not compared (no drill queries)" in result.message  # no queries: no comparison, said so
+    assert "no drill queries configured" in result.details["drill"]["skipped"] and "checks" not in result.details
     assert kube.get("namespace", scratch) is None
 
 
