@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import secrets
 import shutil
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+from .demo import make_files
 from .errors import ConfigError, StepError
+from .rag_api import embed
 from .seam import CmdResult, run_local
 
 PROJECT = "ragops-demo"
@@ -154,8 +158,6 @@ def write_project(root: Path, tags: dict[str, str], cli: str, environ: dict[str,
     config = make_config(root, ports, make_docker_settings(environ, cli))
     (root / "ragops.yaml").write_text(json.dumps(config, indent=1) + "\n")
     (root / "policies" / "demo.yaml").write_text(json.dumps(make_policy(root), indent=1) + "\n")
-    from .demo import make_files
-
     make_files(root)
     _make_repo(root)
     state_file.write_text(json.dumps({"ports": ports, "tags": tags}))
@@ -163,8 +165,6 @@ def write_project(root: Path, tags: dict[str, str], cli: str, environ: dict[str,
 
 
 def _make_repo(root: Path) -> None:
-    import secrets
-
     password = root / "secrets" / "restic-password"
     if not password.exists():
         password.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -178,12 +178,8 @@ def _make_repo(root: Path) -> None:
 
 def seed(ports: dict[str, int]) -> dict[str, int]:
     """Collections through the Chroma server's HTTP API (texts embedded as the API embeds queries)."""
-    import random
-
-    import chromadb
+    import chromadb  # the data extra: only the demo's seeding needs it
     from chromadb.config import Settings
-
-    from .rag_api import embed
 
     client = chromadb.HttpClient(host="127.0.0.1", port=ports["chroma"], settings=Settings(anonymized_telemetry=False))
     rng, counts = random.Random(13), {}

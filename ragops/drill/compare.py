@@ -92,6 +92,18 @@ def matches(drill: Answer, live: Answer, min_overlap: float) -> bool:
     return bool(drill.status) and drill.status == live.status and overlap(drill, live) >= min_overlap
 
 
+def make_reference_check(paths: list[str], live: list[Answer], expected: list[int], where: str) -> Check | None:
+    """A failed ``drill: setup`` when a live answer lacks its query's expected status (None: all good).
+    Two APIs failing alike "agree": that is no comparison, so the live answers must be a reference."""
+    broken = [(p, a, want) for p, a, want in zip(paths, live, expected, strict=True) if a.status != want]
+    if not broken:
+        return None
+    path, answer, want = broken[0]
+    return Check("drill: setup", False, f"live {where} answered {path} with {answer.describe()} (expected HTTP {want})"
+                 f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}: no reference to compare the restored "
+                 "answers with")
+
+
 def holds_snapshot(drill_state: Any, snapshot_state: dict[str, int] | None) -> bool | None:
     """Does the drill serve what the snapshot recorded (the manifest's per-collection counts)? None:
     cannot tell (no counts recorded, or the state is not a {collection: count} mapping)."""

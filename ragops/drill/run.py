@@ -28,6 +28,7 @@ from .compare import (
     Answer,
     first_match_at,
     make_comparison,
+    make_reference_check,
     make_rto,
     make_rto_check,
     parse_answer,
@@ -140,6 +141,10 @@ def run_drill(ctx: TestContext, layout: Any, doc: dict[str, Any] | None, phases:
                             f"filled from the snapshot: {', '.join(filled) or 'none'}", {"ports": plan.ports}))
         paths = [q.path for q in queries]
         live_answers = run_queries(target, live_url, paths, target.settings.api.timeout_s)
+        reference = make_reference_check(paths, live_answers, [q.expect_status for q in queries], live_url) \
+            if queries else None
+        if reference is not None:  # before anything starts: without a reference there is nothing to compare
+            raise RagopsError(reference.evidence)
         chroma_urls = (None, None) if queries else (
             probes.find_drill_chroma_url(plan.ports, stack.roles.get("chroma")),
             probes.find_live_chroma_url(ctx.live_target, live, stack.roles.get("chroma"), settings.services.chroma.port_env))

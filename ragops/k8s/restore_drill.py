@@ -28,6 +28,7 @@ from ..drill.compare import (
     Answer,
     first_match_at,
     make_comparison,
+    make_reference_check,
     make_rto,
     make_rto_check,
     parse_answer,
@@ -143,11 +144,9 @@ def run_compare(kube: Kubectl, live_ns: str, scratch: str, drill: K8sDrill, phas
     """Ask the live and the restored API; the comparison check and the RTO check (``phases`` gains
     first_answer and all_answers)."""
     live = run_answers(kube, live_ns, drill)
-    broken = [(p, a, want) for p, a, want in zip(drill.paths, live, drill.expect, strict=False) if a.status != want]
-    if broken:  # two failing APIs "agree": that is no comparison
-        path, answer, want = broken[0]
-        return [Check("drill: setup", False, f"live {live_ns}/{drill.service} answered {path} with {answer.describe()} "
-                      f"(expected HTTP {want}): no reference to compare the restored answers with")]
+    reference = make_reference_check(list(drill.paths), live, list(drill.expect), f"{live_ns}/{drill.service}")
+    if reference is not None:
+        return [reference]
     live_state = run_state(kube, live_ns, drill)
     restored = run_answers(kube, scratch, drill)
     first = first_match_at(restored, live, drill.min_overlap)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ragops.backup.policy import Policy
 from ragops.backup.policy_drill import DrillSettings
-from ragops.drill.compare import Answer, make_comparison, make_rto, overlap, parse_answer
+from ragops.drill.compare import Answer, make_comparison, make_reference_check, make_rto, overlap, parse_answer
 from ragops.drill.plan import count_ports, make_drill_plan, make_project_name
 from ragops.errors import ConfigError, SafetyError
 
@@ -101,6 +101,15 @@ def answer(ids: list[str], dist: list[float] | None = None, status: int = 200) -
     import json
 
     return parse_answer(status, json.dumps({"ids": ids, "results": results if dist else []}))
+
+
+def test_a_live_answer_without_its_expected_status_is_no_reference() -> None:
+    good, broken = answer(["a"], [0.1]), answer([], status=503)
+    assert make_reference_check(["/q", "/r"], [good, good], [200, 200], "http://live") is None
+    check = make_reference_check(["/q", "/r"], [good, broken], [200, 200], "http://live")
+    assert check is not None and not check.ok and check.check == "drill: setup"
+    assert "/r" in check.evidence and "expected HTTP 200" in check.evidence and "no reference" in check.evidence
+    assert make_reference_check(["/q"], [broken], [503], "http://live") is None  # a query that expects an error
 
 
 def test_comparison_exact_ties_damage_and_drift() -> None:
