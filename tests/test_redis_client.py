@@ -237,3 +237,46 @@ def test_tls_without_the_client_certificate_the_server_requires(tmp_path, secure
     del settings["tls_cert_file"], settings["tls_key_file"]
     check = check_redis(make_target(tmp_path, {"redis": settings}))
     assert check.status == "failed" and "redis.tls_cert_file" in check.message, check.message
+
+
+# ------------------------------------------------------------- the throwaway server's client
+def test_open_throwaway_waits_for_a_late_server_and_stops_at_once_when_check_says_it_died(tmp_path):
+    from ragops.errors import StepError
+    from ragops.redis_client import open_throwaway
+
+    target = make_target(tmp_path)
+    port, password = free_port(), "throwaway-Pw"
+    (tmp_path / "t.conf").write_text(f"requirepass {password}\n")
+    proc: list[subprocess.Popen] = []
+    timer = threading.Timer(0.5, lambda: proc.append(subprocess.Popen(
+        ["redis-server", str(tmp_path / "t.conf"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with open_throwaway(target, port, password, wait_s=20) as client:
+            assert client.execute_command("PING") == b"PONG" and time.monotonic() - t0 >= 0.5
+        with pytest.raises(RedisClientError, match="authentication failed"):  # a wrong password is not waited out
+            with open_throwaway(target, port, "wrong", wait_s=20):
+                pass
+        assert time.monotonic() - t0 < 10
+    finally:
+        timer.join()
+        for p in proc:
+            p.kill()
+            p.wait()
+    calls: list[int] = []
+
+    def died() -> None:
+        calls.append(1)
+        if len(calls) >= 3:
+            raise StepError("local: the throwaway redis-server exited")
+
+    t0 = time.monotonic()
+    with pytest.raises(StepError, match="exited"):
+        with open_throwaway(target, free_port(), password, wait_s=60, check=died):
+            pass
+    assert len(calls) == 3 and time.monotonic() - t0 < 3, "a dead server must not cost wait_s"
+    with pytest.raises(RedisClientError, match="connection refused"):  # no wait: one attempt
+        with open_throwaway(target, free_port(), password):
+            pass

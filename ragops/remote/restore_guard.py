@@ -3,7 +3,6 @@
 Usage::
 
     python3 - tree ROOT [STRICT ...]        # walk ROOT with lstat (never following anything)
-    python3 - wait-redis DIR PORT TIMEOUT   # wait for a throwaway redis-server started in DIR
     python3 - leftovers BASE KEEP           # remove dead runs' restore-test-* dirs in BASE (not KEEP)
 
 ``tree``: a restored snapshot is untrusted input. Every entry below ROOT is lstat'ed (no symlink is
@@ -13,10 +12,6 @@ directory. Below a STRICT dir (the staged dumps ragops opens) every symlink is r
 (in-place paths such as a Kubernetes ConfigMap's ``..data`` links) a symlink is allowed only if
 its target is relative and, resolved lexically from the link's dir, stays inside ROOT: nothing
 ragops opens follows it. Output: ``{"ok", "entries", "bytes", "problems": [...], "unsafe": N}``.
-
-``wait-redis``: polls DIR/redis.pid, the pid's liveness (a zombie counts as dead) and a PING on
-127.0.0.1:PORT. Answers at once when the server died or never wrote its pidfile within a short
-grace, with the last lines of DIR/redis.log: a crashed or missing server never costs TIMEOUT.
 
 ``leftovers``: under the host lock every other ``restore-test-*`` dir in BASE belongs to a dead run.
 Its throwaway redis-server (pid from ``redis/redis.pid``) is SIGKILLed only if that process' cwd
@@ -28,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import time
@@ -111,40 +105,6 @@ def is_alive(pid):
         return False
 
 
-def log_tail(directory, n=4):
-    try:
-        with open(os.path.join(directory, "redis.log"), encoding="utf-8", errors="replace") as fh:
-            lines = [x.strip() for x in fh.read().splitlines() if x.strip()]
-    except OSError:
-        return "no redis.log"
-    return " | ".join(lines[-n:])[-600:]
-
-
-def ping(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def run_wait(directory, port, timeout, grace=10.0):
-    started = time.monotonic()
-    while True:
-        waited = time.monotonic() - started
-        pid = read_pid(directory)
-        if pid is None and waited > grace:
-            return {"ok": False, "error": "no pidfile after %.0fs: the server did not start (%s)" % (waited, log_tail(directory))}
-        if pid is not None and not is_alive(pid):
-            return {"ok": False, "error": "redis-server (pid %d) exited after %.1fs: %s" % (pid, waited, log_tail(directory))}
-        if pid is not None and ping(port):
-            return {"ok": True, "pid": pid, "waited_s": round(waited, 3)}
-        if waited > timeout:
-            return {"ok": False, "error": "still loading after %.0fs (pid %s): %s" % (waited, pid, log_tail(directory))}
-        time.sleep(0.05)
-
-
 def points_into(pid, directory):
     try:
         cwd = os.path.realpath("/proc/%d/cwd" % pid)
@@ -188,8 +148,6 @@ def run_leftovers(base, keep):
 def main(argv):
     if argv[0] == "tree":
         return run_tree(os.path.abspath(argv[1]), [os.path.abspath(d) for d in argv[2:]])
-    if argv[0] == "wait-redis":
-        return run_wait(argv[1], int(argv[2]), float(argv[3]))
     if argv[0] == "leftovers":
         return run_leftovers(os.path.abspath(argv[1]), os.path.abspath(argv[2]))
     return {"ok": False, "error": "unknown mode " + argv[0]}

@@ -13,7 +13,7 @@ from pathlib import Path
 from ragops.backup.policy_sources import RedisSource
 from ragops.backup.sources import run_staging
 from ragops.backup.sources.redis import stage, staging_paths
-from tests.fixtures.backup_helpers import fill_redis, run_probe
+from tests.fixtures.backup_helpers import fill_redis, probe_redis
 
 
 def rdb_saves(server) -> int:
@@ -75,7 +75,7 @@ def test_dump_check_load_still_records_per_db_counts_and_the_sample_digest(redis
     for _ in range(2):
         with run_staging(target, str(env.staging)) as run_dir:
             recs.append(stage(target, source, run_dir).record)
-    live = run_probe("probe", "--port", str(redis_100k.port), "--sample", "256")
+    live = probe_redis(redis_100k.port, 256)
     for rec in recs:
         assert rec["dump_check"] == "load" and rec["sample_source"] == "dump"
         assert rec["db_keys"] == {"0": 100004, "1": 1} and rec["keys"] == 100005 and rec["keys_read"] == 100005
@@ -95,7 +95,7 @@ def test_an_aof_only_server_is_staged_from_its_rewritten_aof_dir_when_asked(redi
         assert rec["path"].startswith(run_dir + "/") and staged.backup_paths == []
     assert rec["method"] == "aof" and rec["keys"] == 505
     assert any(f.endswith(".manifest") for f in files) and any(".base." in f for f in files)
-    assert rec["sample_digest"] == run_probe("probe", "--port", str(server.port), "--sample", "50")["sample_digest"]
+    assert rec["sample_digest"] == probe_redis(server.port, 50)["sample_digest"]
     assert staging_paths(target, RedisSource(aof_fallback=False)) == [str(Path(server.dir) / "appendonlydir")]
 
 
@@ -124,7 +124,7 @@ def test_the_redis_password_never_shows_in_ps_or_in_the_record(redis_factory, ba
 
     def watch() -> None:
         while not stop.is_set():
-            seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            seen.append(subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout)
 
     thread = threading.Thread(target=watch)
     thread.start()

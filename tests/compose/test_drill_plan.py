@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from ragops.backup.policy import Policy
 from ragops.backup.policy_drill import DrillSettings
-from ragops.drill.compare import Answer, make_comparison, make_reference_check, make_rto, overlap, parse_answer
+from ragops.drill.compare import (
+    Answer,
+    make_comparison,
+    make_reference_check,
+    make_rto,
+    overlap,
+    parse_answer,
+)
 from ragops.drill.plan import count_ports, make_drill_plan, make_project_name
 from ragops.errors import ConfigError, SafetyError
 

@@ -19,18 +19,19 @@ from typing import Any
 from ... import output
 from ...errors import RagopsError, StepError
 from ...seam import Target, quote
-from ...secrets import read_redis_password
 from ..policy_sources import RedisSource
 from . import Staged, make_copy_command, run_or_fail
 from .hooks import TestContext, find_missing_tool, make_missing_tool_error
 from .redis_check import describe_dump, run_check_rdb
+from .redis_commands import read_info, read_probe, run_bgsave, run_rewrite
 from .redis_server import (  # noqa: F401 - re-exported: the restore code and tests use them from here
-    make_probe_args,
     make_server_command,
     make_server_stop_command,
+    open_live,
     parse_result,
     run_dump_digest,
-    run_remote_probe,
+    run_live,
+    run_stat_dump,
 )
 from .redis_stage import make_save_decision, run_link_will_do, run_stage_dump
 from .redis_verify import check_record, compare, plan_checks, start, verify  # noqa: F401 - verbs
@@ -39,17 +40,37 @@ from .stable import stable_root
 KEY = "redis"
 
 
-def run_info(target: Target, source: RedisSource, password: str | None) -> dict[str, Any]:
-    """The live server's ``info`` (dir, AOF state, LASTSAVE, persistence figures, the dump's stat)."""
-    return run_remote_probe(target, "info", password, extra=["--dump-dir", source.data_dir] if source.data_dir else None)
+def run_info(target: Target, live: Any) -> dict[str, Any]:
+    """The live server's dir, AOF state, LASTSAVE and persistence figures (a read: also under --dry)."""
+    return run_live(target, "info", lambda: read_info(live))
+
+
+def run_host_data_dir(target: Target, source: RedisSource, info: dict[str, Any], record: dict[str, Any] | None = None) -> str:
+    """Redis' dir on the host (the policy's ``data_dir``, else CONFIG GET dir; a container's through its volume)."""
+    data_dir = source.data_dir or info.get("dir")
+    if not data_dir:
+        raise StepError(f"{target.name}: Redis' dir is unknown (CONFIG GET disabled or not granted?): "
+                        "set sources.redis.data_dir")
+    if target.settings.docker.data_tasks == "containers":  # dir is the container's: its volume on the host
+        from .redis_containers import describe as describe_container
+        from .redis_containers import run_container, run_host_dir
+
+        container = run_container(target)
+        if record is not None:
+            record["container"] = describe_container(container, str(data_dir))
+        data_dir = run_host_dir(target, container, str(data_dir))
+    return str(data_dir)
 
 
 def stage_aof(target: Target, source: RedisSource, info: dict[str, Any], data_dir: str, run_dir: str,
-              password: str | None, record: dict[str, Any]) -> None:
+              live: Any, record: dict[str, Any]) -> None:
     """``aof_fallback: false`` on an AOF server: BGREWRITEAOF, copy the AOF dir into the run dir, load it."""
     dest = f"{run_dir}/redis"
     run_or_fail(target, f"mkdir -m 0700 {quote(dest)}", "creating the Redis staging dir")
-    run_remote_probe(target, "rewrite", password, write=True, extra=["--wait", str(int(source.bgsave_timeout_s))])
+    if target.dry:
+        output.dry_command(target.name, "would BGREWRITEAOF and wait for it")
+    else:
+        run_live(target, "rewrite", lambda: run_rewrite(live, source.bgsave_timeout_s))
     aof_dir = info.get("appenddirname") or "appendonlydir"
     run_or_fail(target, make_copy_command(f"{data_dir}/{aof_dir}", f"{dest}/{aof_dir}"), "staging the Redis AOF dir")
     record.update(method="aof", path=f"{dest}/{aof_dir}", aof_dir=aof_dir)
@@ -61,41 +82,45 @@ def stage_aof(target: Target, source: RedisSource, info: dict[str, Any], data_di
                               server=target.settings.backup.redis_server)
         record["sample_source"] = "dump"
     else:
-        doc = run_remote_probe(target, "probe", password, extra=["--sample", str(int(source.sample_keys))])
+        sample = int(source.sample_keys) if getattr(live, "can_sample", True) else 0
+        doc = run_live(target, "probe", lambda: read_probe(live, sample))
         record["sample_source"] = "live"
     record.update(db_keys=doc.get("db_keys"), keys=doc.get("keys"), sample_size=source.sample_keys,
                   sample_digest=doc.get("sample_digest"))
 
 
 def stage(target: Target, source: RedisSource, run_dir: str) -> Staged | None:
-    """The dump (BGSAVE only if needed) at the stable path, described by redis-check-rdb (or a load)."""
+    """The dump (BGSAVE only if needed) at the stable path, described by redis-check-rdb (or a load).
+    One conversation with the live Redis (one SSH tunnel for a remote host), closed at the end."""
     r = target.settings.redis
     if not (source.enabled and r.enabled):
         return None
     started = time.monotonic()
-    password = read_redis_password(r)
-    info = run_info(target, source, password)
-    data_dir = source.data_dir or info.get("dir")
-    if not data_dir:
-        raise StepError(f"{target.name}: Redis' dir is unknown (CONFIG GET disabled?): set sources.redis.data_dir")
+    with open_live(target) as live:
+        staged = stage_with(target, source, run_dir, live)
+    staged.duration_s = time.monotonic() - started
+    return staged
+
+
+def stage_with(target: Target, source: RedisSource, run_dir: str, live: Any) -> Staged:
+    r = target.settings.redis
+    info = run_info(target, live)
     record: dict[str, Any] = {"kind": "redis", "name": "redis", "version": info.get("version"),
                               "server": f"{r.host}:{r.port}", "live_db_keys": info.get("db_keys")}
-    if target.settings.docker.data_tasks == "containers":  # dir is the container's: its volume on the host
-        from .redis_containers import describe as describe_container
-        from .redis_containers import run_container, run_host_dir
-
-        container = run_container(target)
-        record["container"] = describe_container(container, str(data_dir))
-        data_dir = run_host_dir(target, container, str(data_dir))
+    data_dir = run_host_data_dir(target, source, info, record)
     if info.get("appendonly") and not source.aof_fallback:
-        stage_aof(target, source, info, data_dir, run_dir, password, record)
-        return Staged("redis", record, duration_s=time.monotonic() - started)
+        stage_aof(target, source, info, data_dir, run_dir, live, record)
+        return Staged("redis", record)
+    info["dump"] = run_stat_dump(target, f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}")
     reuse, why = make_save_decision(info)
     if reuse:
         record.update(save="existing", save_reason=why, lastsave=info.get("lastsave"))
         output.info(target.name, f"redis: using the dump on disk ({why}): no BGSAVE")
+    elif target.dry:  # BGSAVE is a write: printed, not sent
+        output.dry_command(target.name, f"redis at {r.host}:{r.port}: would run bgsave and wait for LASTSAVE to advance")
+        record.update(save="bgsave", save_reason=why, lastsave=None, waited_for_running_save=None)
     else:
-        saved = run_remote_probe(target, "bgsave", password, write=True, extra=["--wait", str(int(source.bgsave_timeout_s))])
+        saved = run_live(target, "bgsave", lambda: run_bgsave(live, source.bgsave_timeout_s))
         record.update(save="bgsave", save_reason=why, lastsave=saved.get("lastsave"),
                       waited_for_running_save=saved.get("waited_for_running_save"))
     if info.get("appendonly"):
@@ -107,13 +132,11 @@ def stage(target: Target, source: RedisSource, run_dir: str) -> Staged | None:
     staged = Staged("redis", record, backup_paths=[dump.stable_dir])
     if target.dry:
         output.dry_command(target.name, f"would describe {dump.path} ({source.dump_check})")
-        staged.duration_s = time.monotonic() - started
         return staged
     if dump.why_copied:
         record["copy_reason"] = dump.why_copied[-200:]
     record.update(bytes=dump.size, mtime=dump.mtime, rdb_crc64=dump.crc64)
-    record.update(describe_dump(target, source, dump))
-    staged.duration_s = time.monotonic() - started
+    record.update(describe_dump(target, source, dump, live=live))
     return staged
 
 
@@ -125,14 +148,11 @@ def staging_paths(target: Target, source: RedisSource) -> list[str]:
     r = target.settings.redis
     if not (source.enabled and r.enabled):
         return []
-    info = run_info(target, source, read_redis_password(r))
-    data_dir = source.data_dir or info.get("dir")
-    if not data_dir:
+    with open_live(target) as live:
+        info = run_info(target, live)
+    if not (source.data_dir or info.get("dir")):
         return []
-    if target.settings.docker.data_tasks == "containers":
-        from .redis_containers import run_container, run_host_dir
-
-        data_dir = run_host_dir(target, run_container(target), str(data_dir))
+    data_dir = run_host_data_dir(target, source, info)
     if info.get("appendonly") and not source.aof_fallback:
         return [f"{data_dir}/{info.get('appenddirname') or 'appendonlydir'}"]
     live = f"{data_dir}/{info.get('dbfilename') or 'dump.rdb'}"
@@ -208,6 +228,6 @@ def bring_up(record: dict[str, Any], target_dir: str, settings: Any) -> list[str
             f"Redis: start the server, then check: redis-cli INFO keyspace (expect the manifest's {expect})"]
 
 
-__all__ = ["KEY", "bring_up", "check_record", "compare", "describe", "end", "live_paths", "make_probe_args",
-           "make_server_command", "make_server_stop_command", "plan_checks", "preflight", "run_check_rdb",
-           "run_dump_digest", "run_remote_probe", "stage", "staging_paths", "start", "verify"]
+__all__ = ["KEY", "bring_up", "check_record", "compare", "describe", "end", "live_paths", "make_server_command",
+           "make_server_stop_command", "open_live", "plan_checks", "preflight", "run_check_rdb", "run_dump_digest",
+           "stage", "staging_paths", "start", "verify"]

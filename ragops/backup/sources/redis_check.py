@@ -20,9 +20,9 @@ from typing import Any
 from ... import output
 from ...errors import ConfigError, StepError
 from ...seam import Target, quote
-from ...secrets import read_redis_password
 from ..policy_sources import RedisSource
-from .redis_server import run_dump_digest, run_remote_probe
+from .redis_commands import read_probe
+from .redis_server import open_live, run_dump_digest, run_live
 from .redis_stage import CACHE_NAME, StagedDump, private_path
 
 CACHE_FORMAT = 1
@@ -80,9 +80,10 @@ def _cached(cache: dict[str, Any], identity: str, part: str, key: dict[str, Any]
     return None
 
 
-def describe_dump(target: Target, source: RedisSource, dump: StagedDump) -> dict[str, Any]:
+def describe_dump(target: Target, source: RedisSource, dump: StagedDump, *, live: Any = None) -> dict[str, Any]:
     """The record's description of the staged dump (redis-check-rdb and, with ``dump_check: load``,
-    the throwaway-load counts and digest), re-computed only when the staged file changed."""
+    the throwaway-load counts and digest), re-computed only when the staged file changed. ``live``:
+    the open client of the live Redis (else one is opened when its sample is needed)."""
     cache = read_cache(dump.cache_text)
     fresh: dict[str, Any] = {"format": CACHE_FORMAT, "identity": dump.identity}
     fields: dict[str, Any] = {"dump_check": source.dump_check}
@@ -112,14 +113,22 @@ def describe_dump(target: Target, source: RedisSource, dump: StagedDump) -> dict
             fresh["load"] = {"key": key, "result": loaded}
             fields["sample_source"] = "dump"
         else:  # no redis-server on the host: the live server, right after the save (approximate under writes)
-            loaded = run_remote_probe(target, "probe", read_redis_password(target.settings.redis),
-                                      extra=["--sample", str(int(source.sample_keys))])
+            loaded = run_live_probe(target, int(source.sample_keys), live)
             fields["sample_source"] = "live"
         fields.update(db_keys=loaded.get("db_keys"), keys=loaded.get("keys"), sample_size=source.sample_keys,
                       sample_digest=loaded.get("sample_digest"))
     if fresh != cache:
         run_write_cache(target, private_path(dump.stable_dir, CACHE_NAME), json.dumps(fresh, sort_keys=True) + "\n")
     return fields
+
+
+def run_live_probe(target: Target, sample: int, live: Any = None) -> dict[str, Any]:
+    """Counts and (where the client can) the sample digest of the live server, right after the save."""
+    if live is None:
+        with open_live(target) as client:
+            return run_live_probe(target, sample, client)
+    n = sample if getattr(live, "can_sample", True) else 0  # redis-cli in a container: counts only
+    return run_live(target, "probe", lambda: read_probe(live, n))
 
 
 def run_write_cache(target: Target, path: str, text: str) -> None:

@@ -1,28 +1,30 @@
 """The Redis source on a Compose host (``docker.data_tasks: containers``).
 
-- The live server is asked (``redis_probe``: INFO, BGSAVE, LASTSAVE) with ``docker exec`` in the
-  redis role's container, on 127.0.0.1 and Redis' port INSIDE the container
-  (:func:`~.compose_roles.redis_container_port`); the password still travels on stdin.
+- The live server is asked (INFO, CONFIG GET, LASTSAVE, BGSAVE) with redis-py like on a bare host,
+  at ``redis.host:redis.port`` as the host sees it (``network_mode: host``, or the port published
+  there). Only a Redis with no port on the host is asked with ``docker exec CONTAINER redis-cli``
+  on 127.0.0.1 and Redis' port INSIDE the container (:func:`~.compose_roles.redis_container_port`,
+  :mod:`.redis_cli`); the password still travels on stdin.
 - Its ``dir`` (``CONFIG GET dir``, e.g. ``/data``) is a container path: :func:`run_host_dir` maps
   it to the volume's mount point on the host, where the dump is hard-linked into the staging dir.
 - ``redis-check-rdb`` (backup and restore test) runs in a throwaway container of the redis
   service's image, the dump's dir mounted read-only (:func:`run_check_rdb`).
 - The restore test's throwaway ``redis-server`` is a container of that image too
   (:func:`make_server_command`): ``--network host`` bound to 127.0.0.1 only (protected mode, a free
-  port: the host's ``redis_probe`` reaches it), the scratch dir mounted, saving nothing; it is
-  waited for while it runs (:func:`run_wait`: a server that crashed on the dump answers at once)
-  and removed with ``docker rm -f`` by the source's ``end`` (also after a failure or SIGTERM).
+  port, the per-run password in its config file in the mounted scratch dir: redis-py reaches it,
+  through the tunnel for a remote host), saving nothing; it is waited for while its container runs
+  (:func:`make_container_check`: a server that crashed on the dump answers at once) and removed
+  with ``docker rm -f`` by the source's ``end`` (also after a failure or SIGTERM).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 from ...errors import ConfigError, StepError
 from ...seam import CmdResult, Target, quote
-from .compose_roles import ServiceContainer, describe_container, redis_container_port, run_discover
-from .container_scripts import ContainerScripts, make_docker_prefix
-from .hooks import Scripts
+from .compose_roles import ServiceContainer, describe_container, run_discover
+from .container_scripts import make_docker_prefix
 from .throwaway import Mount, make_run_command, run_tool
 
 SERVER_PURPOSE = "redis-load"
@@ -34,13 +36,6 @@ def run_container(target: Target) -> ServiceContainer:
         raise StepError(f"{target.name}: the redis container {c.name} is {c.state}: start it first "
                         f"(docker start {c.name})")
     return c
-
-
-def make_live(target: Target) -> tuple[Scripts, str, int, ServiceContainer]:
-    """(docker exec executor, host, port) for ``redis_probe`` against the live server in its container."""
-    c = run_container(target)
-    scripts = ContainerScripts(target, c.name, python=target.settings.docker.roles.python)
-    return scripts, "127.0.0.1", redis_container_port(target, c), c
 
 
 def run_host_dir(target: Target, container: ServiceContainer, inside: str) -> str:
@@ -64,39 +59,37 @@ def run_check_rdb(target: Target, check_rdb: str, path: str, image: str | None =
 
 
 def make_server_command(docker: str, image: str, name: str, directory: str, port: int,
-                        aof_dir: str | None = None) -> str:
-    """THE throwaway redis-server, as a container: loads ``directory``'s dump (or AOF), saves nothing."""
-    args = ["--port", str(int(port)), "--bind", "127.0.0.1", "--protected-mode", "yes", "--dir", directory,
+                        aof_dir: str | None = None, conf: str | None = None) -> str:
+    """THE throwaway redis-server, as a container: loads ``directory``'s dump (or AOF), saves nothing;
+    ``conf`` (in ``directory``): its config file, the password."""
+    args = [*([conf] if conf else []), "--port", str(int(port)), "--bind", "127.0.0.1", "--protected-mode", "yes", "--dir", directory,
             "--dbfilename", "dump.rdb", "--daemonize", "no", "--save", ""]
     args += ["--appendonly", "yes", "--appenddirname", aof_dir] if aof_dir else ["--appendonly", "no"]
     return make_run_command(docker, image, "redis-server", args, name=name, purpose=SERVER_PURPOSE,
                             mounts=[Mount(directory, read_only=False)], network="host", detach=True)
 
 
-def run_start_server(target: Target, name: str, directory: str, port: int, aof_dir: str | None = None) -> CmdResult:
+def run_start_server(target: Target, name: str, directory: str, port: int, aof_dir: str | None = None, *,
+                     conf: str | None = None) -> CmdResult:
     """Start the throwaway server container ``name`` (a read of the snapshot: also under --dry). The
     caller records the name first: a signal during ``docker run -d`` may leave the container created."""
     image = run_discover(target).container("redis", target.name).image_id
     docker = make_docker_prefix(target.settings.docker)
-    return target.run(make_server_command(docker, image, name, directory, port, aof_dir))
+    return target.run(make_server_command(docker, image, name, directory, port, aof_dir, conf))
 
 
-def run_wait(target: Target, scripts: Scripts, name: str, port: int, timeout: float) -> tuple[bool, str]:
-    """Wait until the server answers PING; at once (False) when its container stopped: its log tail."""
-    from .redis_server import make_probe_args, parse_result
-
+def make_container_check(target: Target, name: str) -> Callable[[], None]:
+    """``check()`` for the wait (:func:`ragops.redis_client.open_throwaway`): raises StepError, with
+    its log tail, once the throwaway server's container is no longer running."""
     docker = make_docker_prefix(target.settings.docker)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def check() -> None:
         state = target.run(f"{docker} inspect -f '{{{{.State.Status}}}}' {quote(name)}").stdout.strip()
         if state != "running":
             log = target.run(f"{docker} logs --tail 5 {quote(name)} 2>&1").stdout.strip()
-            return False, f"the throwaway redis-server container {name} is {state or 'gone'}: {log[-400:]}"
-        res = scripts.run_script("redis_probe", make_probe_args("wait", port=port, extra=["--wait", "2"]))
-        if parse_result(res, "redis wait").get("ok"):
-            return True, ""
-        if time.monotonic() > deadline:
-            return False, f"the throwaway redis-server did not answer within {timeout:.0f}s"
+            raise StepError(f"{target.name}: the throwaway redis-server container {name} is {state or 'gone'}: {log[-400:]}")
+
+    return check
 
 
 def run_remove_server(target: Target, name: str) -> None:

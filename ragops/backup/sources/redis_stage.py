@@ -58,7 +58,7 @@ class StagedDump:
 
 
 def make_save_decision(info: dict[str, Any]) -> tuple[bool, str]:
-    """(use the dump on disk?, why) from the live server's ``redis_probe info`` document."""
+    """(use the dump on disk?, why) from the live server's ``redis_commands.read_info`` plus the dump's ``stat`` (``dump``)."""
     p = info.get("persistence") or {}
     dump = info.get("dump")
     changes = p.get("rdb_changes_since_last_save")

@@ -19,14 +19,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...errors import StepError
+from ...redis_client import open_throwaway
 from ...resources import wrap_capped
 from ...seam import quote
 from .hooks import Check, TestContext, check_staged_path, is_count, make_missing_tool_error
 from .redis_check import parse_check_rdb
-from .redis_server import make_probe_args, make_server_command, parse_result
+from .redis_commands import RedisCommandError, read_probe
+from .redis_server import make_alive_check, make_password, make_server_command, run_write_conf
 from .stable import stable_root_of_run_dir
 
 KEY = "redis"
+PASSWORD = "redis-password"  # ctx.state: the throwaway server's per-run password (only in its config file)
 CONTAINERS = "redis-containers"  # ctx.state: names of the throwaway server containers (removed by ``end``)
 COUNTS = ("keys_read", "expires", "already_expired", "bytes", "mtime", "lastsave", "sample_size", "keys", "checked_at")
 
@@ -97,32 +101,42 @@ def start(ctx: TestContext, record: dict[str, Any], *, timeout: float = 600) -> 
     res = target.run(f"mkdir -p -m 0700 {quote(d)} && cp -a --reflink=auto -- {quote(src)} {quote(dest)}")
     if not res.ok:
         return [Check("redis: dump loads", False, f"restored dump {src} missing: {res.stderr.strip()[-200:]}")]
+    password = make_password()
+    conf = run_write_conf(target, d, password)
     if target.settings.docker.data_tasks == "containers":
-        return start_in_container(ctx, src, d, aof_dir, timeout)
-    port = 0
-    started = None
-    for _ in range(3):  # a port can be taken between picking and binding: pick again
+        return start_in_container(ctx, src, d, aof_dir, timeout, password, conf)
+    why = ""
+    for _ in range(3):  # a port can be taken between picking and binding: the server exits, pick again
         port = int(ctx.scripts.run_script("free_port", []).stdout.strip())
-        started = target.run(wrap_capped(target, make_server_command(server, d, port=port, aof_dir=aof_dir)))
+        started = target.run(wrap_capped(target, make_server_command(server, d, port=port, aof_dir=aof_dir, conf=conf)))
         if started.exited in (126, 127):
             raise make_missing_tool_error(target, server, "backup.redis_server (ragops.yaml)", "loads the restored dump")
-        if started.ok:
+        if not started.ok:
+            return [Check("redis: dump loads", False, f"throwaway redis-server did not start (exit {started.exited}): "
+                          f"{(started.stderr or started.stdout).strip()[-300:]}")]
+        ok, why = run_wait(ctx, port, password, timeout, make_alive_check(target, d, f"loading {src}"))
+        if ok:
+            ctx.state.update({KEY: port, PASSWORD: password})
+            return [Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server on 127.0.0.1:{port}")]
+        if "Address already in use" not in why:
             break
-    assert started is not None
-    if not started.ok:
-        return [Check("redis: dump loads", False, f"throwaway redis-server did not start (exit {started.exited}): "
-                      f"{(started.stderr or started.stdout).strip()[-300:]}")]
-    waited = parse_result(ctx.scripts.run_script("restore_guard", ["wait-redis", d, str(port), str(int(timeout))],
-                                                 timeout=timeout + 30), "redis load")
-    if not waited.get("ok"):
-        return [Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: {waited.get('error')}"[:700])]
-    ctx.state[KEY] = port
-    return [Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server on 127.0.0.1:{port}")]
+        target.run(f"rm -f -- {quote(d)}/redis.pid")
+    return [Check("redis: dump loads", False, f"throwaway redis-server did not load {src}: {why}"[:700])]
 
 
-def start_in_container(ctx: TestContext, src: str, d: str, aof_dir: str | None, timeout: float) -> list[Check]:
+def run_wait(ctx: TestContext, port: int, password: str, timeout: float, check: Any) -> tuple[bool, str]:
+    """Wait until the throwaway server answers PING (redis-py, through the tunnel for a remote host)."""
+    try:
+        with open_throwaway(ctx.target, port, password, wait_s=timeout, check=check):
+            return True, ""
+    except StepError as exc:
+        return False, str(getattr(exc, "reason", "") or exc)
+
+
+def start_in_container(ctx: TestContext, src: str, d: str, aof_dir: str | None, timeout: float, password: str,
+                       conf: str) -> list[Check]:
     """The throwaway redis-server as a container of the redis service's image (redis_containers)."""
-    from .redis_containers import SERVER_PURPOSE, run_start_server, run_wait
+    from .redis_containers import SERVER_PURPOSE, make_container_check, run_start_server
     from .throwaway import make_name
 
     why = ""
@@ -130,13 +144,13 @@ def start_in_container(ctx: TestContext, src: str, d: str, aof_dir: str | None, 
         port = int(ctx.scripts.run_script("free_port", []).stdout.strip())
         name = make_name(SERVER_PURPOSE)
         ctx.state.setdefault(CONTAINERS, []).append(name)  # before it exists: `end` removes it whatever happens
-        started = run_start_server(ctx.target, name, d, port, aof_dir)
+        started = run_start_server(ctx.target, name, d, port, aof_dir, conf=conf)
         if not started.ok:
             return [Check("redis: dump loads", False, f"throwaway redis-server container did not start (exit "
                           f"{started.exited}): {(started.stderr or started.stdout).strip()[-300:]}")]
-        ok, why = run_wait(ctx.target, ctx.scripts, name, port, timeout)
+        ok, why = run_wait(ctx, port, password, timeout, make_container_check(ctx.target, name))
         if ok:
-            ctx.state[KEY] = port
+            ctx.state.update({KEY: port, PASSWORD: password})
             return [Check("redis: dump loads", True, f"{src} loaded by a throwaway redis-server container {name} "
                           f"(image of the redis service) on 127.0.0.1:{port}")]
         if "Address already in use" not in why:
@@ -225,8 +239,9 @@ def verify(ctx: TestContext, record: dict[str, Any]) -> list[Check]:
     if port is None:
         return checks + [Check("redis: key counts", False, "not compared: the dump did not load")]
     sample = int(record.get("sample_size") or 256) if record.get("sample_digest") or not is_new_record(record) else 0
-    probe = parse_result(ctx.scripts.run_script("redis_probe", make_probe_args("probe", port=port,
-                                                                               extra=["--sample", str(sample)])), "redis probe")
-    if not probe.get("ok"):
-        return checks + [Check("redis: key counts", False, f"probe failed: {probe.get('error')}")]
+    try:
+        with open_throwaway(target, port, ctx.state[PASSWORD]) as client:
+            probe = read_probe(client, sample)
+    except (StepError, RedisCommandError) as exc:
+        return checks + [Check("redis: key counts", False, f"probe failed: {getattr(exc, 'reason', '') or exc}"[:700])]
     return checks + compare(record, probe)
