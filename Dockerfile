@@ -11,11 +11,13 @@
 #     --secret id=hostca,src=/etc/ssl/certs/ca-certificates.crt -t ragops:0.1.0 .
 # The `hostca` secret (optional) is a CA bundle for a TLS-intercepting proxy: it replaces the
 # image's bundle only while pip runs and is never stored in a layer.
+# kubernetes-client: Debian's kubectl (1.20 on bookworm) for velero.restore-test's CronJob (k8s/base/velero-drill.yaml);
+# a base image with a newer kubectl on PATH first works the same.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic openssh-client sqlite3 redis-server \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends restic openssh-client sqlite3 redis-server kubernetes-client \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/ragops

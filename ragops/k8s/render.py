@@ -3,6 +3,7 @@
 ``make_files`` returns ``{relative path: YAML text}`` for the kustomize base and every overlay; the
 committed k8s/ tree is exactly this output (a test re-renders and compares). ``api_version`` picks the
 CronJob API: ``batch/v1`` (Kubernetes >= 1.21, the committed files) or ``batch/v1beta1`` (1.20).
+With ``velero_drill`` the base also gets velero-drill.yaml (render_drill.py: the scheduled Velero drill).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from . import render_drill
 from .render_namespace import make_labels, make_support_objects, make_velero_schedule
 from .settings import DataClaim, Overlay, RenderSettings, Resources
 
@@ -79,8 +81,9 @@ def make_data_mounts(data: list[DataClaim]) -> tuple[list[Obj], list[Obj]]:
 def make_cronjob(settings: RenderSettings, *, name: str, component: str, schedule: str, args: list[str],
                  api_version: str, policy: str | None = None, env: list[Obj] | None = None,
                  volumes: list[Obj] | None = None, mounts: list[Obj] | None = None,
-                 affinity: Obj | None = None) -> Obj:
-    """One hardened CronJob running `invoke <args>` in the ragops image."""
+                 affinity: Obj | None = None, service_account: str | None = None, host: bool = True) -> Obj:
+    """One hardened CronJob running `invoke <args>` in the ragops image (``host``: add ``--host local``,
+    which the cluster tasks do not take; ``service_account``: other than render.yaml's)."""
     if api_version not in CRONJOB_APIS:
         raise ValueError(f"CronJob api_version must be one of {CRONJOB_APIS}, got {api_version!r}")
     labels = make_labels(component, policy)
@@ -98,7 +101,7 @@ def make_cronjob(settings: RenderSettings, *, name: str, component: str, schedul
         "name": component,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": args + ["--host", "local", "--config", f"{CONFIG_DIR}/ragops.yaml"],
+        "args": args + (["--host", "local"] if host else []) + ["--config", f"{CONFIG_DIR}/ragops.yaml"],
         "env": [{"name": "RAGOPS_CONFIG", "value": f"{CONFIG_DIR}/ragops.yaml"}, {"name": "HOME", "value": "/tmp"},
                 *(env or [])],
         "resources": make_resources(settings.resources),
@@ -107,7 +110,7 @@ def make_cronjob(settings: RenderSettings, *, name: str, component: str, schedul
         "volumeMounts": base_mounts + (mounts or []),
     }
     pod_spec = {
-        "serviceAccountName": settings.service_account,
+        "serviceAccountName": service_account or settings.service_account,
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "runAsUser": settings.run_as_user,
                             "runAsGroup": settings.run_as_user, "fsGroup": settings.run_as_user,
@@ -172,6 +175,19 @@ def make_policy_cronjobs(settings: RenderSettings, name: str, policy: Any, api_v
     return jobs
 
 
+def make_drill_objects(settings: RenderSettings, policies: dict[str, Any], api_version: str) -> list[Obj]:
+    """With ``velero_drill``: the drill's RBAC and one CronJob per policy with restore tests enabled,
+    running `velero.restore-test --policy NAME` at the policy's drill cadence (render_drill.py)."""
+    if not settings.velero_drill:
+        return []
+    jobs = [make_cronjob(settings, name=make_cronjob_name(render_drill.COMPONENT, name), component=render_drill.COMPONENT,
+                         schedule=render_drill.make_drill_cadence(policy), args=render_drill.make_drill_args(settings, name),
+                         api_version=api_version, policy=name, host=False,
+                         service_account=render_drill.make_drill_account(settings))
+            for name, policy in sorted(policies.items()) if policy.restore_test.enabled]
+    return render_drill.make_drill_rbac(settings) + jobs if jobs else []
+
+
 def make_base(settings: RenderSettings, policies: dict[str, Any], api_version: str = "batch/v1") -> dict[str, list[Obj]]:
     """The base's objects per file name."""
     cronjobs = [make_cleanup_cronjob(settings, api_version)]
@@ -181,11 +197,14 @@ def make_base(settings: RenderSettings, policies: dict[str, Any], api_version: s
         "ragops.yaml": make_support_objects(settings, policies),
         "cronjobs.yaml": cronjobs,
         "velero-schedules.yaml": [make_velero_schedule(settings, n, policies[n]) for n in sorted(policies)],
+        "velero-drill.yaml": make_drill_objects(settings, policies, api_version),
     }
 
 
-def make_overlay(settings: RenderSettings, overlay: Overlay) -> Obj:
-    """A kustomization: the base, the overlay's image tag, resources and suspension as JSON patches."""
+def make_overlay(settings: RenderSettings, overlay: Overlay, drill: bool = False) -> Obj:
+    """A kustomization: the base, the overlay's image tag, resources and suspension as JSON patches;
+    ``drill``: the drill CronJobs' verification-Job image argument gets the tag too (kustomize
+    ``images:`` rewrites image fields only, not arguments)."""
     ops: list[Obj] = []
     if overlay.resources is not None:
         path = "/spec/jobTemplate/spec/template/spec/containers/0/resources"
@@ -200,6 +219,12 @@ def make_overlay(settings: RenderSettings, overlay: Overlay) -> Obj:
     }
     if ops:
         kustomization["patches"] = [{"target": {"kind": "CronJob"}, "patch": dump_docs(ops).strip()}]
+    if drill:
+        arg = f"/spec/jobTemplate/spec/template/spec/containers/0/args/{render_drill.IMAGE_ARG}"
+        image = {"op": "replace", "path": arg, "value": f"{settings.image}:{overlay.image_tag}"}
+        kustomization.setdefault("patches", []).append(
+            {"target": {"kind": "CronJob", "labelSelector": f"app.kubernetes.io/component={render_drill.COMPONENT}"},
+             "patch": dump_docs([image]).strip()})
     return kustomization
 
 
@@ -235,7 +260,8 @@ def make_files(settings: RenderSettings, policies: dict[str, Any], api_version: 
                      "resources": sorted(n for n, objs in base.items() if objs)}
     files["base/kustomization.yaml"] = HEADER + dump_docs(kustomization)
     for name, overlay in sorted(settings.overlays.items()):
-        files[f"overlays/{name}/kustomization.yaml"] = HEADER + dump_docs(make_overlay(settings, overlay))
+        overlay_obj = make_overlay(settings, overlay, drill=bool(base["velero-drill.yaml"]))
+        files[f"overlays/{name}/kustomization.yaml"] = HEADER + dump_docs(overlay_obj)
     return files
 
 

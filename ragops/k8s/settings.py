@@ -62,6 +62,7 @@ class RenderSettings(Model):
     velero_ttl: str = Field("720h0m0s", description="Velero Schedule template ttl (how long Velero keeps each backup).")
     secrets: SecretRefs = Field(default_factory=SecretRefs, description="Names of the Secrets referenced (never their values).")
     resources: Resources = Field(default_factory=Resources, description="Container resources in the base.")
+    velero_drill: bool = Field(False, description="Also render the scheduled Velero restore drill: per backup policy with restore tests enabled a CronJob `ragops-velero-restore-test[-<policy>]` running `invoke velero.restore-test --policy <policy>` at the policy's restore_test.drill.cadence (else restore_test.cadence), as its own ServiceAccount `<service_account>-velero-drill` with least RBAC: a ClusterRole (get/delete namespaces; scratch-namespace reads, Jobs and the service proxy, in every namespace: RBAC cannot name namespaces that do not exist yet) and a Role in velero_namespace (list Backups, create/get Restores). The image must contain kubectl. false: none of it is rendered.")
     overlays: dict[str, Overlay] = Field(default_factory=dict, description="kustomize overlays rendered under k8s/overlays/<name>.")
     config: dict[str, Any] = Field(default_factory=dict, description="The ragops.yaml the CronJobs use (ConfigMap ragops-config); validated against the config schema.")
 

@@ -113,5 +113,7 @@ def test_ragops_image_runs_readonly_as_10001(stack_engine) -> None:  # noqa: ANN
     assert "backup" in out and "restore-test" in out, out
     assert stack_engine.run("run", "--rm", "--network", "none", "--entrypoint", "id", ragops.tag, "-u").stdout.strip() == "10001"
     versions = stack_engine.run("run", "--rm", "--network", "none", "--entrypoint", "sh", ragops.tag, "-c",
-                                "restic version; python3 -c 'import chromadb, redis; print(chromadb.__version__)'").stdout
+                                "restic version; python3 -c 'import chromadb, redis; print(chromadb.__version__)'; "
+                                "kubectl version --client --short 2>/dev/null || kubectl version --client").stdout
     assert versions.startswith("restic ") and ragops.meta["ca_sha256"]
+    assert "Client Version: v1." in versions, versions  # velero.restore-test's CronJob runs kubectl in this image
