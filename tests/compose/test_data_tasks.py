@@ -196,3 +196,29 @@ def test_chroma_vacuum_runs_in_the_chroma_image_with_the_service_held(data_stack
     assert throwaways(data_stack) == []
 
 
+
+
+@pytest.mark.parametrize("stack_engine", ["docker-26"], indirect=True)
+def test_live_strategy_and_dump_check_load_on_the_compose_stack(data_stack: Stack, tmp_path: Path) -> None:
+    """Chroma not held (sqlite online backup, then segments, then the copy validated in a throwaway
+    container of the chroma image) and the staged dump loaded in a throwaway container of the redis
+    image at backup time: the chroma service keeps running, the snapshot restore-tests clean."""
+    env = Env(data_stack, tmp_path, policy_sources={
+        "redis": {"sample_keys": 64, "dump_check": "load"},
+        "chroma": {"strategy": "live", "copy_mode": "mirror", "probes": 3, "probe_k": 5}})
+    data_stack.redis().mset({f"live-load:{i}": str(i) for i in range(100)})
+    chroma_id = data_stack.container("chroma")["Id"]
+    started = data_stack.engine.inspect(chroma_id)[0]["State"]["StartedAt"]
+    t0 = time.time()
+    result = backup(env)
+    records = {r["kind"]: r for r in result.details["sources"]}
+    assert records["chroma"]["strategy"] == "live" and records["chroma"]["attempts"] >= 1, records["chroma"]
+    assert records["redis"]["db_keys"].get("0", 0) >= 100 and records["redis"]["sample_digest"], records["redis"]
+    assert data_stack.engine.inspect(chroma_id)[0]["State"]["StartedAt"] == started  # never stopped
+    assert not any(e.get("Action") in ("stop", "kill") and e.get("Actor", {}).get("ID") == chroma_id
+                   for e in events(data_stack, t0))
+    purposes = {(e.get("Actor", {}).get("Attributes") or {}).get("ragops.throwaway") for e in events(data_stack, t0)}
+    assert "redis-load" in purposes and records["redis"]["sample_source"] == "dump", (purposes, records["redis"])
+    step = restore_test(env)
+    assert step.status == "ok", failed(step)
+    assert throwaways(data_stack) == []

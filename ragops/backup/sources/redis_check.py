@@ -22,6 +22,7 @@ from ...errors import ConfigError, StepError
 from ...seam import Target, quote
 from ..policy_sources import RedisSource
 from .redis_commands import read_probe
+from .redis_containers import run_dump_digest_in_container
 from .redis_server import open_live, run_dump_digest, run_live
 from .redis_stage import CACHE_NAME, StagedDump, private_path
 
@@ -101,14 +102,16 @@ def describe_dump(target: Target, source: RedisSource, dump: StagedDump, *, live
         fields["check"] = "skipped (sources.redis.verify: false)"
     if source.dump_check == "load":
         server = target.settings.backup.redis_server
-        on_host = target.settings.docker.data_tasks != "containers"  # containers: the live server's sample
-        if source.sample_keys and on_host and target.run(f"command -v {quote(server)} >/dev/null").ok:
-            key = {"server": server, "sample": str(source.sample_keys)}
+        in_containers = target.settings.docker.data_tasks == "containers"  # the redis service's image
+        if source.sample_keys and (in_containers or target.run(f"command -v {quote(server)} >/dev/null").ok):
+            key = {"server": "redis image" if in_containers else server, "sample": str(source.sample_keys)}
             loaded = _cached(cache, dump.identity, "load", key)
             fields["load_cached"] = loaded is not None
             if loaded is None:
-                doc = run_dump_digest(target, dump.stable_dir, sample=source.sample_keys,
-                                      timeout=source.bgsave_timeout_s, server=server)
+                doc = run_dump_digest_in_container(target, dump.stable_dir, sample=source.sample_keys,
+                                                   timeout=source.bgsave_timeout_s) if in_containers else \
+                    run_dump_digest(target, dump.stable_dir, sample=source.sample_keys,
+                                    timeout=source.bgsave_timeout_s, server=server)
                 loaded = {k: doc.get(k) for k in LOAD_FIELDS}
             fresh["load"] = {"key": key, "result": loaded}
             fields["sample_source"] = "dump"

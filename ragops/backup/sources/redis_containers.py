@@ -9,6 +9,8 @@
   it to the volume's mount point on the host, where the dump is hard-linked into the staging dir.
 - ``redis-check-rdb`` (backup and restore test) runs in a throwaway container of the redis
   service's image, the dump's dir mounted read-only (:func:`run_check_rdb`).
+- ``dump_check: load`` at backup time loads the staged dump in such a container, the dump and its
+  config file mounted read-only (:func:`run_dump_digest_in_container`).
 - The restore test's throwaway ``redis-server`` is a container of that image too
   (:func:`make_server_command`): ``--network host`` bound to 127.0.0.1 only (protected mode, a free
   port, the per-run password in its config file in the mounted scratch dir: redis-py reaches it,
@@ -20,12 +22,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ...errors import ConfigError, StepError
+from ...redis_client import open_throwaway
 from ...seam import CmdResult, Target, quote
+from . import run_or_fail
 from .compose_roles import ServiceContainer, describe_container, run_discover
 from .container_scripts import make_docker_prefix
-from .throwaway import Mount, make_run_command, run_tool
+from .hooks import HostScripts
+from .redis_commands import read_probe
+from .redis_server import make_password, run_write_conf
+from .throwaway import Mount, make_name, make_run_command, run_remove, run_tool
 
 SERVER_PURPOSE = "redis-load"
 
@@ -59,14 +67,16 @@ def run_check_rdb(target: Target, check_rdb: str, path: str, image: str | None =
 
 
 def make_server_command(docker: str, image: str, name: str, directory: str, port: int,
-                        aof_dir: str | None = None, conf: str | None = None) -> str:
+                        aof_dir: str | None = None, conf: str | None = None, conf_dir: str | None = None) -> str:
     """THE throwaway redis-server, as a container: loads ``directory``'s dump (or AOF), saves nothing;
-    ``conf`` (in ``directory``): its config file, the password."""
+    ``conf``: its config file, the password (in ``directory``, or in ``conf_dir``: then both are
+    mounted read-only, e.g. the staged dump at backup time, which must not change)."""
     args = [*([conf] if conf else []), "--port", str(int(port)), "--bind", "127.0.0.1", "--protected-mode", "yes", "--dir", directory,
             "--dbfilename", "dump.rdb", "--daemonize", "no", "--save", ""]
     args += ["--appendonly", "yes", "--appenddirname", aof_dir] if aof_dir else ["--appendonly", "no"]
+    mounts = [Mount(directory), Mount(conf_dir)] if conf_dir else [Mount(directory, read_only=False)]
     return make_run_command(docker, image, "redis-server", args, name=name, purpose=SERVER_PURPOSE,
-                            mounts=[Mount(directory, read_only=False)], network="host", detach=True)
+                            mounts=mounts, network="host", detach=True)
 
 
 def run_start_server(target: Target, name: str, directory: str, port: int, aof_dir: str | None = None, *,
@@ -76,6 +86,31 @@ def run_start_server(target: Target, name: str, directory: str, port: int, aof_d
     image = run_discover(target).container("redis", target.name).image_id
     docker = make_docker_prefix(target.settings.docker)
     return target.run(make_server_command(docker, image, name, directory, port, aof_dir, conf))
+
+
+def run_dump_digest_in_container(target: Target, data_dir: str, *, sample: int, timeout: float) -> dict[str, Any]:
+    """``dump_check: load`` on a Compose host: ``data_dir``'s dump.rdb (the staged copy, mounted
+    read-only) loaded by a throwaway redis-server container of the redis service's image, probed with
+    redis-py (counts, sample digest). Raises StepError if it does not load; the container and its
+    scratch dir (config file with the per-run password) are always removed."""
+    scratch = run_or_fail(target, "mktemp -d /tmp/ragops-redis.XXXXXX", "mktemp", write=False).strip()
+    name = make_name(SERVER_PURPOSE)
+    docker = make_docker_prefix(target.settings.docker)
+    try:
+        password = make_password()
+        conf = run_write_conf(target, scratch, password)
+        target.run(f"chmod 0755 {quote(scratch)} && chmod 0644 {quote(conf)}")  # read by the image's user
+        image = run_discover(target).container("redis", target.name).image_id
+        port = int(HostScripts(target).run_script("free_port", []).stdout.strip())
+        started = target.run(make_server_command(docker, image, name, data_dir, port, conf=conf, conf_dir=scratch))
+        if not started.ok:
+            raise StepError(f"{target.name}: the staged Redis dump in {data_dir} does not load: the throwaway "
+                            f"container did not start: {(started.stderr or started.stdout).strip()[-300:]}")
+        with open_throwaway(target, port, password, wait_s=timeout, check=make_container_check(target, name)) as client:
+            return {"ok": True, **read_probe(client, int(sample))}
+    finally:
+        run_remove(target, docker, name)
+        target.run(f"rm -rf -- {quote(scratch)}")
 
 
 def make_container_check(target: Target, name: str) -> Callable[[], None]:
@@ -93,6 +128,4 @@ def make_container_check(target: Target, name: str) -> Callable[[], None]:
 
 
 def run_remove_server(target: Target, name: str) -> None:
-    from .throwaway import run_remove
-
     run_remove(target, make_docker_prefix(target.settings.docker), name)
