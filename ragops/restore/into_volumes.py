@@ -174,8 +174,8 @@ def run_fill(target: Target, iv: IntoVolumesPlan, layout: plan.Layout, restic_re
             run_space_preflight(target, run_volume_root(target), need, what="the restored volumes")
         t0 = time.monotonic()
         for s in iv.swaps:
+            created.append(s.name)  # first: a signal during `volume create` may still leave it made
             run_create_volume(target, iv, s)
-            created.append(s.name)
             engine.run_fill_volume(target, None, DrillVolume(s.name, s.service, s.target, s.image, s.source, s.file_name),
                                    purpose="restore-fill", label=f"{LABEL}={iv.set_name}")
         phases["volumes"] = round(time.monotonic() - t0, 3)

@@ -9,16 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ragops.backup.sources.compose_roles import run_discover
 from ragops.backup.step import run_backup
 from ragops.errors import ConfigError
-from tests.fixtures.compose_data import Env, backup, events, failed, restore_test, throwaways
+from tests.fixtures.compose_data import Env, backup, events, failed, restore_test, run_and_signal, throwaways
 from tests.fixtures.compose_stack import SEED, Stack
-from tests.fixtures.restore_helpers import INVOKE, ROOT, invoke
+from tests.fixtures.restore_helpers import invoke
 
 
 def test_roles_volumes_and_images_are_found(data_stack: Stack, tmp_path: Path) -> None:
@@ -136,26 +135,6 @@ def test_the_host_needs_nothing_but_docker_and_restic(data_stack: Stack, tmp_pat
                 and e["Actor"]["Attributes"].get("name") == redis_c and not e["Action"].startswith("exec_create: /bin/sh -c ")]
     assert not in_redis and (chroma_c, "schema") in execs, (in_redis, execs)
     assert throwaways(data_stack) == []
-
-
-def run_and_signal(env: Env, task: str, ready: Any, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`invoke TASK` in a subprocess, SIGTERMed as soon as ``ready()`` is true; its outcome."""
-    import signal
-
-    proc = subprocess.Popen([INVOKE, task, "--config", str(env.config)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the moment to signal"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_sigterm_while_chroma_is_stopped_resumes_it_and_leaves_nothing(data_stack: Stack, tmp_path: Path) -> None:

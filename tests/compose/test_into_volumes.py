@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import subprocess
 import time
 import uuid
@@ -23,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.compose_data import Env, backup, sdk, throwaways
+from tests.fixtures.compose_data import Env, backup, run_and_signal, sdk, throwaways
 from tests.fixtures.compose_stack import Stack
-from tests.fixtures.restore_helpers import INVOKE, ROOT, craft_snapshot, hash_tree, invoke
+from tests.fixtures.restore_helpers import craft_snapshot, hash_tree, invoke
 
 pytestmark = [pytest.mark.parametrize("stack_engine", ["docker-20"], indirect=True)]
 LABEL = "ragops.restore"
@@ -161,20 +160,8 @@ def test_sigterm_while_filling_leaves_no_volume(data_stack: Stack, base: Any) ->
     env = base.env
     settle(data_stack)
     before = live_hashes(data_stack)
-    proc = subprocess.Popen([INVOKE, "restore", "--config", str(env.config), "--into-volumes"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    try:
-        while not restored_volumes(data_stack):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a volume was created"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "interrupted by SIGTERM" in out + err, err[-2000:]
+    res = run_and_signal(env, "restore", lambda: bool(restored_volumes(data_stack)), "--into-volumes")
+    assert res.returncode == 130 and "interrupted by SIGTERM" in res.stdout + res.stderr, res.stderr[-2000:]
     assert restored_volumes(data_stack) == {} and throwaways(data_stack) == []
     assert not list((env.staging.parent / "staging-restore-test").glob("restore-test-*"))
     assert live_hashes(data_stack) == before

@@ -9,8 +9,6 @@ call on 26.1; the hold's ordering is what is tested).
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,8 @@ import pytest
 
 from ragops.backup.step import run_backup
 from ragops.errors import ConfigError
-from tests.fixtures.compose_data import Env, events, restore_test, throwaways
+from tests.fixtures.compose_data import Env, events, restore_test, run_and_signal, throwaways
 from tests.fixtures.compose_stack import Stack
-from tests.fixtures.restore_helpers import INVOKE, ROOT
 
 ONE_ENGINE = pytest.mark.parametrize("stack_engine", ["docker-20"], indirect=True)
 
@@ -66,20 +63,8 @@ def test_the_writer_is_paused_for_the_copy_and_unpaused_after(data_stack: Stack,
 def test_sigterm_while_the_writer_is_paused_unpauses_it(data_stack: Stack, tmp_path: Path) -> None:
     env = pause_env(data_stack, tmp_path)
     api = data_stack.container("api")["Id"]
-    proc = subprocess.Popen([INVOKE, "backup", "--config", str(env.config)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    try:
-        while not data_stack.engine.inspect(api)[0]["State"]["Paused"]:
-            assert proc.poll() is None and time.monotonic() < deadline, "the backup ended before the writer was paused"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "interrupted by SIGTERM" in out + err, err[-2000:]
+    res = run_and_signal(env, "backup", lambda: data_stack.engine.inspect(api)[0]["State"]["Paused"])
+    assert res.returncode == 130 and "interrupted by SIGTERM" in res.stdout + res.stderr, res.stderr[-2000:]
     state = data_stack.engine.inspect(api)[0]["State"]
     assert state["Status"] == "running" and not state["Paused"], state
     assert data_stack.api("/health")[0] == 200
