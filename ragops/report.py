@@ -182,6 +182,14 @@ def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def find_latest_record(records: list[dict[str, Any]], snapshot_id: str, original: str | None = None) -> dict[str, Any] | None:
+    """The latest of ragops' own records (restore tests, drills) of a snapshot: matched by its full id,
+    or by the original of an off-site copy; None when there is none."""
+    ids = {i for i in (snapshot_id, original) if i}
+    hits = [r for r in records if r["snapshot_id"] in ids]
+    return hits[-1] if hits else None
+
+
 def find_metric_value(text: str | None, metric: str) -> float | None:
     """The value of the first sample of ``metric`` (any labels) in a Prometheus textfile, or None."""
     match = re.search(rf"^{re.escape(metric)}\{{[^}}]*\}} ([0-9.eE+]+)$", text or "", re.M)

@@ -3,7 +3,6 @@ certificates made by openssl here) and the test sshd for the SSH tunnel (Fabric 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from ragops.redis_client import RedisClientError, open_redis
 from ragops.steps.health_redis import check_redis
 from ragops.tunnel import TunnelError, open_tunnel
 from tests.fixtures.fleet_helpers import make_host_entry, make_target
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, port_listening, tunnel_threads
 
 PASSWORD = "s3cret-Pw with spaces"
 
@@ -77,18 +76,6 @@ def _tls(server, certs, **over):
 def _remote(tmp_path, sshd, redis):
     hosts = {"h2": make_host_entry(sshd, "127.0.0.2", redis=redis)}
     return make_target(tmp_path, {}, host="h2", hosts=hosts)
-
-
-def _tunnel_threads() -> list[threading.Thread]:
-    from fabric.tunnels import Tunnel, TunnelManager
-
-    return [t for t in threading.enumerate() if isinstance(t, (Tunnel, TunnelManager)) and t.is_alive()]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _clients(server) -> int:
@@ -174,11 +161,11 @@ def test_through_the_ssh_tunnel_health_passes_and_the_tunnel_is_closed_after(tmp
         with open_redis(target) as client:
             address, port = client.connection._sock.getpeername()
             assert address == "127.0.0.1" and port != server.port  # the tunnel's end, not Redis itself
-            assert _listening(port) and _tunnel_threads()
+            assert port_listening(port) and tunnel_threads()
             assert client.info("persistence")["rdb_last_bgsave_status"] == "ok"
             assert _wait_clients(server, 1) == 1
-        assert not _listening(port), "the tunnel's listener outlived the block"
-        assert not _tunnel_threads(), "a tunnel thread outlived the block"
+        assert not port_listening(port), "the tunnel's listener outlived the block"
+        assert not tunnel_threads(), "a tunnel thread outlived the block"
         assert _wait_clients(server, 0) == 0, "the forwarded connection to Redis stayed open"
         check = check_redis(target)
         assert check.status == "ok" and check.message.startswith("PONG"), check.message
@@ -194,7 +181,7 @@ def test_the_tunnel_closes_when_the_block_raises(tmp_path, sshd, redis_factory):
             with open_redis(target) as client:
                 port = client.connection._sock.getpeername()[1]
                 client.execute_command("NO-SUCH-COMMAND")
-        assert not _listening(port) and not _tunnel_threads()
+        assert not port_listening(port) and not tunnel_threads()
         assert _wait_clients(server, 0) == 0
     finally:
         target.close()
@@ -210,7 +197,7 @@ def test_tls_through_the_tunnel_checks_the_hosts_name_not_the_tunnels(tmp_path, 
             mismatch = check_redis(wrong_name)  # the TLS error, not that reset
             assert mismatch.status == "failed" and "(through SSH): TLS failed" in mismatch.message, mismatch.message
             assert "IP address mismatch" in mismatch.message
-        assert not _tunnel_threads()
+        assert not tunnel_threads()
     finally:
         target.close()
         wrong_name.close()
@@ -227,7 +214,7 @@ def test_a_service_down_on_the_host_is_one_tunnel_error_and_nothing_is_left_open
         with pytest.raises(TunnelError, match="h2: chroma at 127.0.0.1"):
             with open_tunnel(target, "127.0.0.1", dead, what="chroma"):
                 pass
-        assert not _tunnel_threads()
+        assert not tunnel_threads()
     finally:
         target.close()
 

@@ -83,13 +83,6 @@ def read_history(target: Target, path: str) -> list[dict[str, Any]]:
     return records
 
 
-def find_drill(records: list[dict[str, Any]], snapshot_id: str, original: str | None = None) -> dict[str, Any] | None:
-    """The latest drill of a snapshot (by full id, or the original of a copy)."""
-    ids = {i for i in (snapshot_id, original) if i}
-    hits = [r for r in records if r["snapshot_id"] in ids]
-    return hits[-1] if hits else None
-
-
 def describe_drill(record: dict[str, Any] | None) -> str:
     """One cell for `backup.snapshots`: 'passed 2026-12-01T20:00:00Z (RTO 31.2s, 4/4 answers)' / 'FAILED ...' / 'never'."""
     if record is None:

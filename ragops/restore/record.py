@@ -11,7 +11,7 @@ back from its textfile (:func:`read_previous_success`).
 
 Format: ``{"format": 1, "records": [{snapshot_id, short_id, repository, host, verified_on, time,
 ts, ok, rto_s, phases, failed_checks}, ...]}``, newest last, the last 200 kept.
-``backup.snapshots`` shows the state with :func:`read_verified` + :func:`find_verification`.
+``backup.snapshots`` shows the state with :func:`read_verified` + :func:`ragops.report.find_latest_record`.
 """
 
 from __future__ import annotations
@@ -66,13 +66,6 @@ def run_add_record(target: Target, record: dict[str, Any]) -> str:
     path = make_record_path(target.settings)
     target.put_text(add_record(target.read_text(path), record), path)
     return path
-
-
-def find_verification(records: list[dict[str, Any]], snapshot_id: str, original: str | None = None) -> dict[str, Any] | None:
-    """The latest restore test of a snapshot (matched by full id, or by the original of a copy)."""
-    ids = {i for i in (snapshot_id, original) if i}
-    hits = [r for r in records if r["snapshot_id"] in ids]
-    return hits[-1] if hits else None
 
 
 def describe_verification(record: dict[str, Any] | None) -> str:

@@ -80,8 +80,9 @@ def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, pa
         second = []
         if pol.secondary is not None:
             second = restic.snapshots(target, restic.make_repo(target, pol.secondary, role="secondary"), host=target.name)
-        from ..drill.history import describe_drill, find_drill, read_history
-        from ..restore.record import describe_verification, find_verification, read_verified
+        from ..drill.history import describe_drill, read_history
+        from ..report import find_latest_record
+        from ..restore.record import describe_verification, read_verified
 
         verified = read_verified(target)  # restore-test outcomes (ragops/restore/record.py)
         drills = read_history(target, pol.restore_test.drill.history_file)  # drill outcomes (ragops/drill/history.py)
@@ -89,8 +90,8 @@ def snapshots(c, host=None, config=None, policy=None, dry=False, json_=False, pa
         for snap in primary:
             summary = snap.raw.get("summary") or {}
             where = ["primary"] + (["secondary"] if any(s.matches(snap.id) for s in second) else [])
-            found = find_verification(verified, snap.id, snap.original)
-            drilled = find_drill(drills, snap.id, snap.original)
+            found = find_latest_record(verified, snap.id, snap.original)
+            drilled = find_latest_record(drills, snap.id, snap.original)
             rows.append({"id": snap.short_id, "time": snap.time[:19], "tags": snap.tags, "paths": snap.paths,
                          "bytes": summary.get("total_bytes_processed"), "files": summary.get("total_files_processed"),
                          "in": where, "verified": found, "drill": drilled})

@@ -22,7 +22,7 @@ from ragops.backup.sources.redis import stage
 from ragops.errors import StepError
 from tests.fixtures.backup_helpers import fill_redis, probe_redis
 from tests.fixtures.fleet_helpers import make_host_entry, make_target
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, port_listening, tunnel_threads
 
 ADMIN = "admin-Pw-backups"
 BACKUP_PW = "backup-Pw-acl"
@@ -82,18 +82,6 @@ def _saves(server) -> int:
     return int(server.client().info("persistence")["rdb_saves"])
 
 
-def _tunnel_threads() -> list[threading.Thread]:
-    from fabric.tunnels import Tunnel, TunnelManager
-
-    return [t for t in threading.enumerate() if isinstance(t, (Tunnel, TunnelManager)) and t.is_alive()]
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_an_acl_user_with_only_the_backup_commands_backs_up_over_tls(tmp_path, acl_redis, certs):
     acl_redis.client().set("acl:change", "1")
     saves = _saves(acl_redis)
@@ -148,8 +136,8 @@ def test_a_remote_host_is_reached_through_one_tunnel_per_conversation_closed_aft
     throwaway = [o for o in opened if o[0] == "127.0.0.1"]
     assert len(live) == 1 and len(throwaway) == 1 and len(opened) == 2, opened
     assert all(route_port != port for _, port, route_port in opened), "the controller's end of the tunnel"
-    assert not _tunnel_threads(), "a tunnel thread outlived the run"
-    assert not any(_listening(route_port) for *_, route_port in opened), "a tunnel port still listens"
+    assert not tunnel_threads(), "a tunnel thread outlived the run"
+    assert not any(port_listening(route_port) for *_, route_port in opened), "a tunnel port still listens"
     assert int(acl_redis.client().info("clients")["connected_clients"]) == 1, "only this admin client is left"
     assert took < 30
 

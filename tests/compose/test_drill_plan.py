@@ -21,6 +21,7 @@ from ragops.drill.compare import (
 )
 from ragops.drill.plan import count_ports, make_drill_plan, make_project_name
 from ragops.errors import ConfigError, SafetyError
+from ragops.report import find_latest_record
 
 # `docker compose config --format json` of the seed stack (tests/fixtures/compose_stack.py), trimmed
 LIVE: dict[str, Any] = {
@@ -224,7 +225,6 @@ def test_drill_history_is_bounded_and_malformed_lines_are_ignored(tmp_path: Any)
 
     from ragops.drill.history import (
         describe_drill,
-        find_drill,
         make_append_command,
         make_record,
         parse_history,
@@ -242,7 +242,7 @@ def test_drill_history_is_bounded_and_malformed_lines_are_ignored(tmp_path: Any)
     records, bad = parse_history(text + 'garbage\n{"snapshot_id": "../x", "ok": true, "time": "t"}\n[1]\n'
                                  + json.dumps({"snapshot_id": sid, "ok": True, "time": "t", "rto_s": "fast"}) + "\n")
     assert bad == 4 and [r["ts"] for r in records] == [1002.0, 1003.0, 1004.0]
-    found = find_drill(records, sid)
+    found = find_latest_record(records, sid)
     assert found is not None and found["ts"] == 1003.0 and not found["ok"]
     assert describe_drill(found) == "FAILED 1970-01-01T00:16:43Z (RTO 13.0s, 3/4 answers)"
-    assert describe_drill(None) == "never" and find_drill(records, "0" * 64) is None
+    assert describe_drill(None) == "never" and find_latest_record(records, "0" * 64) is None
